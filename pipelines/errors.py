@@ -1,0 +1,54 @@
+"""Errors raised by the pipelines package (one module, one base class).
+
+Every error names the file it concerns where there is one, so a batch report can say
+which scene failed and why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class OrbitwatchError(Exception):
+    """Base class of every error orbitwatch's pipelines raise on purpose."""
+
+    def __init__(self, message: str, path: str | Path | None = None) -> None:
+        self.path = str(path) if path is not None else None
+        super().__init__(f"{path}: {message}" if path is not None else message)
+        self.reason = message
+
+
+class SceneError(OrbitwatchError, ValueError):
+    """A scene bundle cannot be read: missing or malformed sidecar, corrupt TIFF, bad bands."""
+
+
+class SidecarError(SceneError):
+    """The `_extended.json` sidecar is missing, malformed or disagrees with the TIFF."""
+
+
+class TilingError(OrbitwatchError, ValueError):
+    """Tile size / overlap options are inconsistent."""
+
+
+class AlertError(OrbitwatchError, ValueError):
+    """An alert cannot be built, encoded or decoded."""
+
+
+class PacketError(AlertError):
+    """A space packet is malformed or fails its CRC."""
+
+
+class NodeConfigError(OrbitwatchError, ValueError):
+    """The orbital node configuration is inconsistent (orbit, power, storage...)."""
+
+
+class DownlinkError(OrbitwatchError, RuntimeError):
+    """The downlink queue or link model was misused."""
+
+
+class GroundError(OrbitwatchError, RuntimeError):
+    """The ground segment (receiver, store, webhooks) failed."""
+
+
+class WebhookSignatureError(GroundError, ValueError):
+    """A webhook's signature or timestamp does not verify."""
