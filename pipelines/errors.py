@@ -52,3 +52,23 @@ class GroundError(OrbitwatchError, RuntimeError):
 
 class WebhookSignatureError(GroundError, ValueError):
     """A webhook's signature or timestamp does not verify."""
+
+
+class StoreError(GroundError):
+    """The ground alert store cannot be opened, is locked by another process, or is inconsistent."""
+
+
+class SubscriberError(GroundError, ValueError):
+    """A webhook subscriber is misconfigured (secret, URL, filter) or unknown."""
+
+
+class SynthError(OrbitwatchError, ValueError):
+    """A synthetic scene was requested with impossible parameters (sizes, counts, physics)."""
+
+
+class SceneWriteError(OrbitwatchError, ValueError):
+    """A scene bundle cannot be written: bad geolocation, inconsistent arrays or sidecar."""
+
+
+class WebhookTimestampError(WebhookSignatureError):
+    """A webhook's timestamp is missing, malformed or outside the replay tolerance."""

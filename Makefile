@@ -1,0 +1,36 @@
+# orbitwatch: the two commands a new user needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-fast bench samples clean
+
+# Installs the package (editable) with its test and Dask extras into ./.venv.
+# torch/torchvision come from PyPI as the CUDA build (~5 GB); they run on CPU too.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,dask]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job on the committed sample scenes: alerts as GeoJSON in out/alerts.geojson.
+demo: install
+	$(BIN)/orbitwatch scan sample_scenes --out out/alerts.geojson --errors out/report.json
+
+# The whole test suite (slow tests included: CI runs exactly this). pytest's exit code 5
+# (no tests collected) fails the target like any other failure.
+test: install
+	$(BIN)/python -m pytest -q
+
+# Everyday loop: skip the slow end-to-end tests.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+samples: install
+	$(BIN)/python sample_scenes/generate.py --out sample_scenes
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,198 @@
+"""A batch of scenes -> one alerts file, resumable and crash-safe.
+
+Why a manifest: a batch over hundreds of scenes can be killed (power budget, SIGKILL, a full
+disk). Each finished scene's result is written atomically to ``<out>.parts/`` keyed by a
+fingerprint of (file, size, mtime, detectors); the alerts file itself is rewritten atomically
+from all parts after every scene. Run again, finished scenes are skipped and every alert ends
+up in the output exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.alerts.model import Alert, feature_collection
+from pipelines.detect import ScanOptions, SceneResult, scan_scene
+from pipelines.errors import OrbitwatchError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder + fsync + os.replace: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(slots=True)
+class SceneFailure:
+    path: str
+    error: str  # exception class name
+    reason: str
+
+
+@dataclass(slots=True)
+class BatchReport:
+    out: str
+    scenes_ok: list[str] = field(default_factory=list)
+    scenes_skipped: list[str] = field(default_factory=list)  # resumed: done in an earlier run
+    failures: list[SceneFailure] = field(default_factory=list)
+    alerts: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "out": self.out, "ok": self.ok, "alerts": self.alerts, "by_kind": self.by_kind,
+            "scenes_ok": self.scenes_ok, "scenes_skipped": self.scenes_skipped,
+            "failures": [asdict(f) for f in self.failures], "results": self.results,
+        }
+
+
+def scene_fingerprint(path: Path, options: ScanOptions) -> str:
+    """Same file (size, mtime) + same detector choice -> same fingerprint -> safe to reuse."""
+    st = path.stat()
+    key = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns, list(options.detectors or []),
+                      options.tile_size, options.overlap, _detector_versions()])
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def _detector_versions() -> dict[str, str]:
+    from detectors.registry import _FACTORIES, list_detectors
+
+    out = {}
+    for name in list_detectors():
+        out[name] = str(getattr(_FACTORIES[name], "version", ""))
+    return out
+
+
+def parts_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+def _load_parts(pdir: Path) -> dict[str, dict[str, Any]]:
+    parts: dict[str, dict[str, Any]] = {}
+    if not pdir.is_dir():
+        return parts
+    for p in sorted(pdir.glob("*.json")):
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+            if doc.get("manifest_version") == MANIFEST_VERSION:
+                parts[p.stem] = doc
+        except (OSError, json.JSONDecodeError) as exc:  # a torn part is redone, never trusted
+            log.warning("ignoring unreadable part %s: %s", p, exc)
+    return parts
+
+
+def write_alerts(out: Path, alerts: Iterable[Alert]) -> int:
+    """Write a FeatureCollection atomically, each alert_id once (first occurrence wins)."""
+    seen: set[str] = set()
+    unique: list[Alert] = []
+    for a in alerts:
+        if a.alert_id not in seen:
+            seen.add(a.alert_id)
+            unique.append(a)
+    atomic_write_text(out, json.dumps(feature_collection(unique), indent=1) + "\n")
+    return len(unique)
+
+
+def _assemble(out: Path, parts: dict[str, dict[str, Any]]) -> list[Alert]:
+    alerts: list[Alert] = []
+    for key in sorted(parts, key=lambda k: parts[k]["path"]):
+        alerts.extend(Alert.from_feature(f) for f in parts[key]["features"])
+    write_alerts(out, alerts)
+    return alerts
+
+
+def run_batch(
+    scenes: list[Path],
+    out: Path,
+    options: ScanOptions | None = None,
+    resume: bool = True,
+    on_scene_start: Callable[[Path, int, int], None] | None = None,
+    on_scene_done: Callable[[Path, SceneResult | SceneFailure], None] | None = None,
+    on_tile: Callable[[int, int], None] | None = None,
+) -> BatchReport:
+    """Scan every scene; a failing scene is recorded with its reason and the batch goes on."""
+    options = options or ScanOptions()
+    out = Path(out)
+    pdir = parts_dir(out)
+    pdir.mkdir(parents=True, exist_ok=True)
+    parts = _load_parts(pdir) if resume else {}
+    if not resume:
+        for p in pdir.glob("*.json"):
+            p.unlink()
+    report = BatchReport(out=str(out))
+    wanted: dict[str, dict[str, Any]] = {}
+    for i, path in enumerate(scenes):
+        path = Path(path)
+        if on_scene_start:
+            on_scene_start(path, i, len(scenes))
+        try:
+            fp = scene_fingerprint(path, options)
+        except OSError as exc:
+            fail = SceneFailure(str(path), type(exc).__name__, f"{path}: cannot stat: {exc.strerror or exc}")
+            report.failures.append(fail)
+            if on_scene_done:
+                on_scene_done(path, fail)
+            continue
+        if fp in parts:
+            wanted[fp] = parts[fp]
+            report.scenes_skipped.append(str(path))
+            report.results.append(parts[fp]["summary"])
+            continue
+        try:
+            res = scan_scene(path, options, on_tile=on_tile)
+        except OrbitwatchError as exc:
+            fail = SceneFailure(str(path), type(exc).__name__, str(exc))
+        except Exception as exc:  # unexpected: keep the batch alive, keep the traceback in the log
+            log.error("unexpected error on %s:\n%s", path, traceback.format_exc())
+            fail = SceneFailure(str(path), type(exc).__name__, f"{path}: unexpected {type(exc).__name__}: {exc}")
+        else:
+            summary = {"path": str(path), "scene": res.scene, "kind": res.kind, "alerts": len(res.alerts),
+                       "detectors": res.detectors, "tiles": res.n_tiles,
+                       "megapixels": round(res.megapixels, 3), "seconds": round(res.seconds, 3),
+                       "notes": res.notes}
+            doc = {"manifest_version": MANIFEST_VERSION, "path": str(path), "summary": summary,
+                   "features": [a.to_feature() for a in res.alerts]}
+            atomic_write_text(pdir / f"{fp}.json", json.dumps(doc))
+            wanted[fp] = doc
+            report.scenes_ok.append(str(path))
+            report.results.append(summary)
+            # Keep the alerts file current after every scene: nothing produced is lost to a crash.
+            _assemble(out, wanted)
+            if on_scene_done:
+                on_scene_done(path, res)
+            continue
+        report.failures.append(fail)
+        if on_scene_done:
+            on_scene_done(path, fail)
+    alerts = _assemble(out, wanted)
+    report.alerts = len({a.alert_id for a in alerts})
+    for a in alerts:
+        report.by_kind[a.kind] = report.by_kind.get(a.kind, 0) + 1
+    return report

@@ -1,0 +1,139 @@
+"""`orbitwatch` command line: a thin layer over pipelines.batch, pipelines.ground and the flows.
+
+Kept thin on purpose (rasterio's CLI style): parse options, call one library function, print.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="orbitwatch: find vessels, lifeboats and wildfires in satellite scenes; deliver alerts.")
+console = Console(stderr=True)
+
+
+def _split(values: Optional[list[str]]) -> list[str] | None:
+    if not values:
+        return None
+    out: list[str] = []
+    for v in values:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out or None
+
+
+@app.command()
+def scan(
+    scene_dir: Annotated[Path, typer.Argument(help="A scene bundle (.tif) or a folder searched recursively.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Alerts GeoJSON FeatureCollection to write.")] = Path("alerts.geojson"),
+    detectors: Annotated[Optional[list[str]], typer.Option("--detectors", "-d", help="Detector names, comma-separated (see `orbitwatch detectors`). Default: the shipped detector per scene kind.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (cuda:N).")] = "auto",
+    tile_size: Annotated[int, typer.Option(help="Tile edge in pixels (raised automatically to 4x the overlap).")] = 2048,
+    overlap: Annotated[Optional[int], typer.Option(help="Tile overlap in pixels (default: what the detectors need).")] = None,
+    errors: Annotated[Optional[Path], typer.Option(help="Write a JSON report of every scene and failure here.")] = None,
+    resume: Annotated[bool, typer.Option(help="Skip scenes already finished by an earlier (possibly killed) run.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Scan scene bundles and write alerts (GeoJSON). Exit status 1 if any scene failed."""
+    from detectors.errors import DetectorError
+    from pipelines.batch import SceneFailure, atomic_write_text, run_batch
+    from pipelines.detect import ScanOptions
+    from pipelines.errors import OrbitwatchError
+    from pipelines.scene import find_scenes
+
+    try:
+        scenes = find_scenes(scene_dir)
+        options = ScanOptions(detectors=_split(detectors), device=device, tile_size=tile_size, overlap=overlap)
+        for kind in ("sar", "optical"):
+            options.detectors_for(kind)  # validate names before any work
+        from detectors.registry import resolve_device
+        resolve_device(device)
+    except (OrbitwatchError, DetectorError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if not scenes:
+        console.print(f"[yellow]no scenes (.tif) found under {scene_dir}[/yellow]")
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=quiet, transient=True) as progress:
+        task = progress.add_task("scenes", total=len(scenes))
+        tiles = progress.add_task("tiles", total=1, visible=False)
+
+        def on_start(path: Path, i: int, n: int) -> None:
+            progress.update(task, description=f"scene {path.name}")
+            progress.update(tiles, completed=0, total=1, visible=True)
+
+        def on_tile(done: int, total: int) -> None:
+            progress.update(tiles, completed=done, total=total)
+
+        def on_done(path: Path, res: object) -> None:
+            progress.advance(task)
+            if isinstance(res, SceneFailure):
+                console.print(f"[red]failed[/red] {res.reason}")
+
+        report = run_batch(scenes, out, options, resume=resume, on_scene_start=on_start,
+                           on_scene_done=on_done, on_tile=on_tile)
+
+    table = Table(title=f"orbitwatch scan: {len(scenes)} scene(s) -> {out}")
+    for col in ("scene", "kind", "alerts", "tiles", "Mpx", "s", "status"):
+        table.add_column(col, justify="right" if col in ("alerts", "tiles", "Mpx", "s") else "left")
+    for r in report.results:
+        status = "resumed" if r["path"] in report.scenes_skipped else "ok"
+        table.add_row(r["scene"], r["kind"], str(r["alerts"]), str(r["tiles"]), f"{r['megapixels']:.1f}",
+                      f"{r['seconds']:.2f}", status)
+    for f in report.failures:
+        table.add_row(Path(f.path).name, "-", "-", "-", "-", "-", f"[red]{f.error}[/red]")
+    Console().print(table)
+    kinds = ", ".join(f"{k}: {v}" for k, v in sorted(report.by_kind.items())) or "none"
+    console.print(f"{report.alerts} alert(s) ({kinds}) written to {out}")
+    if errors:
+        atomic_write_text(errors, json.dumps(report.to_json(), indent=1) + "\n")
+    if report.failures:
+        console.print(f"[red]{len(report.failures)} scene(s) failed:[/red]")
+        for f in report.failures:
+            console.print(f"  - {f.reason}")
+        raise typer.Exit(1)
+
+
+@app.command("detectors")
+def list_detectors_cmd() -> None:
+    """List the registered detectors."""
+    from detectors.registry import _FACTORIES, detector_modality, list_detectors
+
+    table = Table(title="detectors")
+    table.add_column("name")
+    table.add_column("modality")
+    table.add_column("version")
+    for name in list_detectors():
+        table.add_row(name, detector_modality(name), str(getattr(_FACTORIES[name], "version", "")))
+    Console().print(table)
+
+
+def _mount_optional() -> None:
+    """Sub-apps live with the code they drive; mount those that exist."""
+    try:
+        from pipelines.ground.cli import consumer_app, ground_app
+    except ImportError:
+        return
+    app.add_typer(ground_app, name="ground", help="Ground segment: receive packets, store, deliver webhooks.")
+    app.add_typer(consumer_app, name="consumer", help="Reference webhook consumer (verifies signatures).")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

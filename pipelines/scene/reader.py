@@ -1,0 +1,516 @@
+"""Open a scene bundle (GeoTIFF + optional ``<stem>_extended.json``) and read calibrated windows.
+
+Why windows only: a spotlight SLC is ~120k x 15k complex pixels (7 GB); the on-board computer
+tiles it and never holds it whole. :func:`open_scene` reads only the TIFF header and the sidecar,
+and checks everything it can there, so a bad bundle fails before any GPU time is spent, with an
+error that names the file and the problem.
+
+Kind (SAR / optical) is decided from content, never the file name:
+
+* a Capella sidecar (has ``collect``) -> SAR; an orbitwatch optical sidecar -> optical;
+* no sidecar: band descriptions that name optical bands -> optical; otherwise a single-band or
+  complex TIFF is SAR and its missing sidecar is the error (SAR cannot be calibrated without it).
+
+Values returned by :meth:`Scene.read`:
+
+* SAR: ``sigma0`` linear power = ``(amplitude * scale_factor) ** 2`` with amplitude the uint16 DN,
+  the float32 amplitude, or ``|I + jQ|`` for CInt16 SLC (single complex band or two int16 bands).
+  For SLCs Capella's radiometry is ``beta_nought``; the band is still called ``sigma0`` (the
+  detectors' input name) and ``metadata.radiometry`` says what it really is.
+* optical: reflectance (0..1) for reflective bands, kelvin for thermal bands (``lwir*``), as
+  ``DN * scale + offset`` with per-band scale/offset from the sidecar. Float tiles without a
+  sidecar entry are taken as already calibrated, except that a reflective band whose valid median
+  in a window exceeds 2 is refused (it is reflectance x 10,000, e.g. a Sentinel-2 export): pass
+  ``reflectance_scale=1e-4`` to :func:`open_scene` or give the scale in the sidecar. We refuse
+  rather than guess so that a wrong factor never silently reaches the fire thresholds.
+* ``valid`` is False where any band is no-data (TIFF nodata value, SAR DN/amplitude 0, NaN, inf);
+  ``data`` is 0 there, so NaN never reaches a detector.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.windows import Window
+
+from pipelines.errors import SceneError, SidecarError, TilingError
+from pipelines.scene.bands import THERMAL_BANDS, resolve_band_names
+from pipelines.scene.geo import sidecar_lonlat
+from pipelines.scene.sidecar import (
+    BandCalibration,
+    CapellaMetadata,
+    is_optical_sidecar,
+    load_json,
+    parse_optical_sidecar,
+    parse_sidecar,
+    parse_timestamp,
+)
+
+log = logging.getLogger(__name__)
+
+SIDECAR_SUFFIX = "_extended.json"
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+#: Median above which a float "reflectance" band is clearly reflectance x 10,000.
+MAX_PLAUSIBLE_REFLECTANCE_MEDIAN = 2.0
+
+#: TIFF metadata tags holding an acquisition time, most specific first. TIFFTAG_DATETIME is, by the
+#: TIFF spec, the file's creation time: used only when nothing better exists (and logged).
+ACQUISITION_TAGS = ("ACQUISITION_DATETIME", "ACQUISITIONDATETIME", "ACQUISITION_TIME", "DATETIME_ACQUIRED",
+                    "SENSING_TIME", "DATATAKE_SENSING_START", "DATE_ACQUIRED")
+PLATFORM_TAGS = ("PLATFORM", "SPACECRAFT_ID", "SPACECRAFT_NAME", "SATELLITE", "MISSION")
+
+_OPTICAL_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+def _sidecar_for(tif: Path) -> Path:
+    return tif.with_name(tif.stem + SIDECAR_SUFFIX)
+
+
+def _tif_for(sidecar: Path) -> Path:
+    stem = sidecar.name[: -len(SIDECAR_SUFFIX)]
+    for suf in TIFF_SUFFIXES:
+        cand = sidecar.with_name(stem + suf)
+        if cand.exists():
+            return cand
+    raise SceneError(f"no GeoTIFF for sidecar {sidecar.name} (looked for {stem}.tif / {stem}.tiff)", sidecar)
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What open_scene learns from the TIFF without reading pixels."""
+
+    driver: str
+    count: int
+    dtypes: tuple[str, ...]
+    height: int
+    width: int
+    descriptions: tuple[str | None, ...]
+    tags: dict[str, str]
+    nodata: tuple[float | None, ...]
+    crs: CRS | None
+    transform: Affine
+    gcps: tuple[Any, ...]
+    gcp_crs: CRS | None
+
+
+def _read_header(tif: Path) -> _Header:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(tif) as ds:
+                gcps, gcp_crs = ds.gcps
+                return _Header(
+                    driver=ds.driver, count=ds.count, dtypes=tuple(ds.dtypes), height=ds.height, width=ds.width,
+                    descriptions=tuple(ds.descriptions), tags=dict(ds.tags()), nodata=tuple(ds.nodatavals),
+                    crs=ds.crs, transform=ds.transform, gcps=tuple(gcps or ()), gcp_crs=gcp_crs,
+                )
+    except Exception as exc:  # any GDAL/rasterio failure on a bad file becomes one clear error
+        raise SceneError(f"cannot open GeoTIFF (corrupt, truncated or not a raster): {exc}", tif) from exc
+
+
+def _tag(tags: dict[str, str], names: Iterable[str]) -> tuple[str, str] | None:
+    upper = {k.upper(): (k, v) for k, v in tags.items()}
+    for n in names:
+        if n in upper and str(upper[n][1]).strip():
+            return upper[n]
+    return None
+
+
+class Scene:
+    """An open scene bundle: header facts as attributes, pixels on demand via :meth:`read`.
+
+    The rasterio handle is opened on the first read (and dropped when pickled), so a Scene can be
+    built in one process and read in another (Prefect/Dask workers).
+    """
+
+    path: Path
+    stem: str
+    kind: str
+    rows: int
+    cols: int
+    acquired: datetime
+    spacing_m: tuple[float, float]
+    bands: tuple[str, ...]
+    metadata: CapellaMetadata | dict | None
+
+    def __init__(self, *, path: Path, kind: str, header: _Header, acquired: datetime,
+                 spacing_m: tuple[float, float], bands: tuple[str, ...], metadata: CapellaMetadata | dict | None,
+                 sidecar_path: Path | None, calibration: tuple[BandCalibration | None, ...] = (),
+                 reflectance_scale: float | None = None, extra_nodata: float | None = None) -> None:
+        self.path = path
+        self.stem = path.stem
+        self.kind = kind
+        self.rows = header.height
+        self.cols = header.width
+        self.acquired = acquired
+        self.spacing_m = spacing_m
+        self.bands = bands
+        self.metadata = metadata
+        self.sidecar_path = sidecar_path
+        self._header = header
+        self._calibration = calibration
+        self._reflectance_scale = reflectance_scale
+        self._extra_nodata = extra_nodata
+        self._ds: Any = None
+
+    # ---------------------------------------------------------------- lifecycle
+    def __repr__(self) -> str:
+        return (f"Scene({self.stem!r}, kind={self.kind!r}, {self.rows}x{self.cols}, bands={self.bands}, "
+                f"acquired={self.acquired.isoformat()})")
+
+    def __enter__(self) -> "Scene":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_ds"] = None  # a GDAL handle cannot cross processes; reopened lazily
+        return state
+
+    def close(self) -> None:
+        """Release the GDAL handle (safe to call twice; a later read reopens it)."""
+        if self._ds is not None:
+            try:
+                self._ds.close()
+            finally:
+                self._ds = None
+
+    def _dataset(self) -> Any:
+        if self._ds is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                    self._ds = rasterio.open(self.path)
+            except Exception as exc:
+                raise SceneError(f"cannot reopen GeoTIFF: {exc}", self.path) from exc
+        return self._ds
+
+    # ---------------------------------------------------------------- pixels
+    def read(self, row_off: int, col_off: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated window -> (data float32 (nbands, h, w), valid bool (h, w)); see the module docstring.
+
+        The window must lie inside the scene: clipping is the caller's job (iter_tiles does it), and
+        a silent clip here would shift every detection in the window.
+        """
+        for name, v in (("row_off", row_off), ("col_off", col_off), ("height", height), ("width", width)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+                raise TilingError(f"window {name} must be an integer, got {v!r}", self.path)
+        if height <= 0 or width <= 0 or row_off < 0 or col_off < 0 \
+                or row_off + height > self.rows or col_off + width > self.cols:
+            raise TilingError(
+                f"window rows {row_off}..{row_off + height} x cols {col_off}..{col_off + width} is empty or "
+                f"outside the scene ({self.rows} x {self.cols})", self.path)
+        window = Window(int(col_off), int(row_off), int(width), int(height))
+        try:
+            raw = self._dataset().read(window=window)
+        except SceneError:
+            raise
+        except Exception as exc:
+            raise SceneError(f"cannot read window rows {row_off}..{row_off + height} cols {col_off}.."
+                             f"{col_off + width} (corrupt or truncated TIFF?): {exc}", self.path) from exc
+        if self.kind == "sar":
+            return self._sar(raw)
+        return self._optical(raw, (row_off, col_off, height, width))
+
+    def _sar(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        meta = self.metadata
+        if not isinstance(meta, CapellaMetadata):
+            raise SceneError("SAR scene without Capella metadata: cannot calibrate", self.path)
+        nodata = self._header.nodata[0]
+        if np.iscomplexobj(raw):
+            amp = np.abs(raw[0].astype(np.complex128))
+            valid = amp > 0
+        elif raw.shape[0] == 2:  # CInt16 as I and Q bands
+            amp = np.hypot(raw[0].astype(np.float64), raw[1].astype(np.float64))
+            valid = amp > 0
+        else:
+            band = raw[0]
+            finite = np.isfinite(band) if band.dtype.kind == "f" else np.ones(band.shape, dtype=bool)
+            amp = np.where(finite, band, 0).astype(np.float64)
+            valid = finite & (amp != 0)
+            if nodata is not None and not math.isnan(nodata):
+                valid &= band != nodata
+        sigma0 = (amp * meta.scale_factor) ** 2
+        sigma0[~valid] = 0.0
+        return sigma0.astype(np.float32)[None], valid
+
+    def _optical(self, raw: np.ndarray, win: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        data = raw.astype(np.float64)
+        valid = np.all(np.isfinite(data), axis=0)
+        for b in range(data.shape[0]):
+            nd = self._header.nodata[b]
+            if nd is not None and not math.isnan(nd):
+                valid &= raw[b] != nd
+            if self._extra_nodata is not None:
+                valid &= raw[b] != self._extra_nodata
+        data[:, ~valid] = 0.0
+        for b, name in enumerate(self.bands):
+            cal = self._calibration[b] if b < len(self._calibration) else None
+            if cal is not None:
+                data[b] = data[b] * cal.scale + cal.offset
+            elif name not in THERMAL_BANDS:
+                if self._reflectance_scale is not None:
+                    data[b] *= self._reflectance_scale
+                elif valid.any():
+                    med = float(np.median(data[b][valid]))
+                    if med > MAX_PLAUSIBLE_REFLECTANCE_MEDIAN:
+                        r, c, h, w = win
+                        raise SceneError(
+                            f"band '{name}' has median {med:.4g} in window rows {r}..{r + h} cols {c}..{c + w}: "
+                            f"float optical bands must be reflectance 0..1 and this looks like reflectance "
+                            f"x 10,000; open with reflectance_scale=1e-4 or give bands.{name}.scale in "
+                            f"{self.stem}{SIDECAR_SUFFIX}", self.path)
+        data[:, ~valid] = 0.0
+        return data.astype(np.float32), valid
+
+    # ---------------------------------------------------------------- geolocation
+    def pixel_to_lonlat(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Array-index coordinates (pixel [i, j] centre = (i, j)) -> WGS84 (lon, lat) degrees.
+
+        Order of sources: the TIFF's CRS + transform; its GCPs; the Capella sidecar's geotransform;
+        the sidecar's slant-plane geometry (approximate, see :mod:`pipelines.scene.geo`).
+        """
+        r = np.asarray(rows, dtype=np.float64)
+        c = np.asarray(cols, dtype=np.float64)
+        try:
+            r, c = np.broadcast_arrays(r, c)
+        except ValueError:
+            raise SceneError(f"rows and cols must have the same shape, got {r.shape} and {c.shape}", self.path) from None
+        if not (np.all(np.isfinite(r)) and np.all(np.isfinite(c))):
+            raise SceneError("pixel_to_lonlat: rows/cols contain NaN or inf", self.path)
+        h = self._header
+        if h.crs is not None and not h.transform.is_identity:
+            return self._affine_lonlat(h.transform, h.crs, r, c)
+        if h.gcps:
+            return self._gcp_lonlat(r, c)
+        meta = self.metadata
+        if isinstance(meta, CapellaMetadata):
+            geom = meta.image_geometry
+            if geom.get("type") == "geotransform":
+                return self._affine_lonlat(*self._sidecar_geotransform(meta), r, c)
+            return sidecar_lonlat(meta, r, c, self.sidecar_path or self.path)
+        raise SceneError("cannot geolocate: the TIFF has no CRS/transform or GCPs and there is no Capella sidecar",
+                         self.path)
+
+    def _warp(self, crs: CRS, xs: np.ndarray, ys: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        from rasterio.warp import transform as warp_transform
+
+        if crs.to_epsg() == 4326:
+            return xs.reshape(shape), ys.reshape(shape)
+        try:
+            lon, lat = warp_transform(crs, "EPSG:4326", xs.ravel().tolist(), ys.ravel().tolist())
+        except Exception as exc:
+            raise SceneError(f"cannot transform from the scene CRS to WGS84: {exc}", self.path) from exc
+        return np.asarray(lon, dtype=np.float64).reshape(shape), np.asarray(lat, dtype=np.float64).reshape(shape)
+
+    def _affine_lonlat(self, tr: Affine, crs: CRS, r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = tr.a * (c + 0.5) + tr.b * (r + 0.5) + tr.c
+        y = tr.d * (c + 0.5) + tr.e * (r + 0.5) + tr.f
+        return self._warp(crs, x, y, r.shape)
+
+    def _gcp_lonlat(self, r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from rasterio.transform import GCPTransformer
+
+        h = self._header
+        if h.gcp_crs is None:
+            raise SceneError("cannot geolocate: the TIFF has GCPs but no GCP CRS", self.path)
+        try:
+            with GCPTransformer(list(h.gcps)) as t:
+                xs, ys = t.xy(r.ravel().tolist(), c.ravel().tolist(), offset="center")
+        except Exception as exc:
+            raise SceneError(f"cannot geolocate with the TIFF's GCPs: {exc}", self.path) from exc
+        return self._warp(h.gcp_crs, np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), r.shape)
+
+    def _sidecar_geotransform(self, meta: CapellaMetadata) -> tuple[Affine, CRS]:
+        where = self.sidecar_path or self.path
+        g = meta.image_geometry
+        gt = g.get("geotransform")
+        cs = g.get("coordinate_system") or {}
+        if not (isinstance(gt, list) and len(gt) == 6 and all(isinstance(v, (int, float)) for v in gt)):
+            raise SidecarError(f"key 'collect.image.image_geometry.geotransform' must be 6 numbers, got {gt!r}", where)
+        wkt = cs.get("wkt") if isinstance(cs, dict) else None
+        if not isinstance(wkt, str):
+            raise SidecarError("key 'collect.image.image_geometry.coordinate_system.wkt' is missing", where)
+        try:
+            crs = CRS.from_wkt(wkt)
+        except Exception as exc:
+            raise SidecarError(f"key 'collect.image.image_geometry.coordinate_system.wkt' is not a valid CRS: {exc}",
+                               where) from exc
+        return Affine.from_gdal(*gt), crs
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def _open_sar(tif: Path, header: _Header, doc: dict, sidecar: Path) -> Scene:
+    meta = parse_sidecar(doc, sidecar)
+    if (meta.rows, meta.columns) != (header.height, header.width):
+        raise SidecarError(
+            f"sidecar says rows={meta.rows} columns={meta.columns} but the TIFF {tif.name} is "
+            f"{header.height} rows x {header.width} columns", sidecar)
+    dt = header.dtypes
+    ok = {
+        "UInt16": header.count == 1 and dt[0] == "uint16",
+        "Float32": header.count == 1 and dt[0] == "float32",
+        "CInt16": (header.count == 1 and dt[0] in ("complex_int16", "complex64"))
+        or (header.count == 2 and dt == ("int16", "int16")),
+    }[meta.data_type]
+    if not ok:
+        raise SidecarError(
+            f"unsupported data type: sidecar data_type '{meta.data_type}' but the TIFF has {header.count} band(s) "
+            f"of {', '.join(dt)} (expected UInt16: 1 uint16 band; Float32: 1 float32 band; "
+            f"CInt16: 1 complex_int16 band or 2 int16 bands I/Q)", tif)
+    return Scene(path=tif, kind="sar", header=header, acquired=meta.start,
+                 spacing_m=(meta.pixel_spacing_row, meta.pixel_spacing_column), bands=("sigma0",),
+                 metadata=meta, sidecar_path=sidecar)
+
+
+def _optical_acquired(tif: Path, header: _Header, doc: dict | None) -> datetime:
+    if doc is not None and doc.get("acquired") is not None:
+        return parse_timestamp(doc["acquired"])  # validated by parse_optical_sidecar
+    for names, creation_time in ((ACQUISITION_TAGS, False), (("TIFFTAG_DATETIME",), True)):
+        hit = _tag(header.tags, names)
+        if hit is None:
+            continue
+        key, value = hit
+        try:
+            when = parse_timestamp(str(value))
+        except ValueError:
+            raise SceneError(f"TIFF tag {key}={value!r} is not a valid timestamp", tif) from None
+        if creation_time:
+            log.warning("%s: no acquisition time in a sidecar or tag; using TIFFTAG_DATETIME (file creation time)",
+                        tif.name)
+        return when
+    raise SceneError(f"no acquisition time: add \"acquired\" to {tif.stem}{SIDECAR_SUFFIX} or a TIFF tag "
+                     f"({', '.join(ACQUISITION_TAGS)} or TIFFTAG_DATETIME)", tif)
+
+
+def _optical_spacing(tif: Path, header: _Header, doc: dict | None) -> tuple[float, float]:
+    if doc is not None and doc.get("pixel_size_m") is not None:
+        s = float(doc["pixel_size_m"])  # validated by parse_optical_sidecar
+        return (s, s)
+    crs = header.crs
+    if crs is not None and crs.is_projected and not header.transform.is_identity:
+        try:
+            unit, factor = crs.linear_units_factor
+        except Exception:
+            unit, factor = "", 0.0
+        if factor and factor > 0:
+            t = header.transform
+            return (math.hypot(t.b, t.e) * factor, math.hypot(t.a, t.d) * factor)
+    raise SceneError("cannot tell the pixel size in metres: the CRS is not projected in linear units and "
+                     f"{tif.stem}{SIDECAR_SUFFIX} gives no \"pixel_size_m\"", tif)
+
+
+def _open_optical(tif: Path, header: _Header, doc: dict | None, sidecar: Path | None,
+                  names: tuple[str | None, ...], reflectance_scale: float | None) -> Scene:
+    calib_by_name = parse_optical_sidecar(doc, sidecar) if doc is not None else {}
+    descs = header.descriptions
+    if not any(names):
+        found = ", ".join(repr(d) for d in descs)
+        raise SceneError(f"optical TIFF with no recognisable band names; band descriptions found: [{found}] "
+                         "(expected STAC common names like red/nir/swir16/lwir11, or Landsat/Sentinel-2 B-numbers)",
+                         tif)
+    unknown = [f"band {i + 1} {descs[i]!r}" for i, n in enumerate(names) if n is None]
+    if unknown:
+        raise SceneError(f"unrecognised optical band description(s): {', '.join(unknown)}", tif)
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names):
+        if n in seen:
+            raise SceneError(f"duplicate band name '{n}': band {seen[n] + 1} ({descs[seen[n]]!r}) and band {i + 1} "
+                             f"({descs[i]!r})", tif)
+        seen[n] = i  # type: ignore[index]
+    dtype = header.dtypes[0]
+    if dtype not in _OPTICAL_DTYPES:
+        raise SceneError(f"unsupported data type {dtype} for an optical tile (supported: {', '.join(_OPTICAL_DTYPES)})",
+                         tif)
+    calibration: list[BandCalibration | None] = []
+    for i, n in enumerate(names):
+        cal = calib_by_name.get(n) or (calib_by_name.get(descs[i]) if descs[i] else None)  # type: ignore[arg-type]
+        if cal is not None:
+            want = "kelvin" if n in THERMAL_BANDS else "reflectance"
+            if cal.unit != want:
+                raise SidecarError(f"band '{n}' must be calibrated to {want}, sidecar says unit '{cal.unit}'", sidecar)
+        elif np.dtype(dtype).kind in "iu":
+            raise SceneError(f"integer DN band '{n}' ({dtype}) needs a scale/offset: add bands.{n}.scale/offset to "
+                             f"{tif.stem}{SIDECAR_SUFFIX}", tif)
+        calibration.append(cal)
+    extra_nodata = None
+    if doc is not None and doc.get("nodata") is not None:
+        extra_nodata = float(doc["nodata"])
+    return Scene(path=tif, kind="optical", header=header, acquired=_optical_acquired(tif, header, doc),
+                 spacing_m=_optical_spacing(tif, header, doc), bands=tuple(names),  # type: ignore[arg-type]
+                 metadata=doc, sidecar_path=sidecar, calibration=tuple(calibration),
+                 reflectance_scale=reflectance_scale, extra_nodata=extra_nodata)
+
+
+def open_scene(path: str | Path, reflectance_scale: float | None = None) -> Scene:
+    """Open a scene bundle from its ``.tif`` (or its ``_extended.json``); reads no pixel data.
+
+    ``reflectance_scale`` multiplies float optical reflective bands that have no sidecar scale
+    (1e-4 for Sentinel-2 reflectance x 10,000 exports); it is ignored for SAR and thermal bands.
+    """
+    p = Path(path)
+    if reflectance_scale is not None and (isinstance(reflectance_scale, bool)
+                                          or not isinstance(reflectance_scale, (int, float))
+                                          or not math.isfinite(reflectance_scale) or reflectance_scale <= 0):
+        raise SceneError(f"reflectance_scale must be a positive number, got {reflectance_scale!r}", p)
+    if p.name.endswith(SIDECAR_SUFFIX):
+        p = _tif_for(p)
+    if not p.exists():
+        raise SceneError("scene file does not exist", p)
+    if not p.is_file():
+        raise SceneError("scene path is not a file", p)
+    header = _read_header(p)
+    if header.driver not in ("GTiff", "COG"):
+        raise SceneError(f"not a GeoTIFF (GDAL driver {header.driver})", p)
+    if header.height <= 0 or header.width <= 0 or header.count <= 0:
+        raise SceneError(f"empty raster ({header.count} bands, {header.height} x {header.width})", p)
+    sidecar = _sidecar_for(p)
+    doc = load_json(sidecar) if sidecar.exists() else None
+    if doc is not None:
+        if "collect" in doc:
+            return _open_sar(p, header, doc, sidecar)
+        if is_optical_sidecar(doc):
+            hint = doc.get("platform") if isinstance(doc.get("platform"), str) else None
+            names = resolve_band_names(header.descriptions, hint or _platform_tag(header))
+            return _open_optical(p, header, doc, sidecar, names, reflectance_scale)
+        raise SidecarError("sidecar is neither Capella extended metadata (no 'collect') nor an orbitwatch optical "
+                           "sidecar (no 'orbitwatch_optical')", sidecar)
+    names = resolve_band_names(header.descriptions, _platform_tag(header))
+    if any(names):
+        return _open_optical(p, header, None, None, names, reflectance_scale)
+    if header.count == 1 or header.dtypes[0].startswith("complex") or header.dtypes == ("int16", "int16"):
+        raise SidecarError(f"missing sidecar {sidecar.name} (a single-band, complex or two-int16-band (I/Q) TIFF "
+                           "without optical band names is SAR, which needs its Capella metadata for calibration)", p)
+    return _open_optical(p, header, None, None, names, reflectance_scale)
+
+
+def _platform_tag(header: _Header) -> str | None:
+    hit = _tag(header.tags, PLATFORM_TAGS)
+    return str(hit[1]) if hit else None
+
+
+def find_scenes(root: str | Path) -> list[Path]:
+    """Every .tif/.tiff under ``root`` (recursive, sorted); a file given directly is returned alone."""
+    p = Path(root)
+    if not p.exists():
+        raise SceneError("scene folder or file does not exist", p)
+    if p.is_file():
+        return [p]
+    return sorted(f for f in p.rglob("*") if f.suffix.lower() in TIFF_SUFFIXES and f.is_file())
