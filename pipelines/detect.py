@@ -10,8 +10,10 @@ by at least what each detector says it needs, and a detection is kept only by th
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,11 +149,54 @@ def _device_of(det: Any) -> torch.device:
     return torch.device(dev) if dev is not None else torch.device("cpu")
 
 
+def prefetch_tiles(scene: Scene, tiles: list[Tile], depth: int = 2
+                   ) -> Iterator[tuple[Tile, np.ndarray, np.ndarray]]:
+    """Read tiles on a background thread while the caller computes on the previous one.
+
+    rasterio/GDAL release the GIL while decoding, so reads overlap with detector compute.
+    The bounded queue keeps at most ``depth`` tiles in host memory whatever the scene size.
+    An exception in the reader is re-raised in the caller, at the tile where it happened.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+
+    def reader() -> None:
+        try:
+            for tile in tiles:
+                if stop.is_set():
+                    return
+                data, valid = scene.read(tile.row_off, tile.col_off, tile.height, tile.width)
+                while not stop.is_set():
+                    try:
+                        q.put((tile, data, valid), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # handed to the consumer, never swallowed
+            q.put(exc)
+            return
+        q.put(done)
+
+    th = threading.Thread(target=reader, name=f"prefetch-{scene.stem}", daemon=True)
+    th.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        th.join(timeout=5)
+
+
 def _scan_sar(scene: Scene, dets: list[Any], tiles: list[Tile],
               on_tile: Callable[[int, int], None] | None) -> list[Detection]:
     kept: list[Detection] = []
-    for i, tile in enumerate(tiles):
-        data, valid = scene.read(tile.row_off, tile.col_off, tile.height, tile.width)
+    for i, (tile, data, valid) in enumerate(prefetch_tiles(scene, tiles)):
         if valid.any():
             for det in dets:
                 dev = _device_of(det)
@@ -180,8 +225,7 @@ def _scan_optical(scene: Scene, dets: list[Any], tiles: list[Tile],
         inten: list[np.ndarray] = []
         tests_run: tuple[str, ...] = ()
         dev = _device_of(det)
-        for i, tile in enumerate(tiles):
-            data, valid = scene.read(tile.row_off, tile.col_off, tile.height, tile.width)
+        for i, (tile, data, valid) in enumerate(prefetch_tiles(scene, tiles)):
             if valid.any():
                 bands = {name: _to_device(data[b], dev) for b, name in enumerate(scene.bands)}
                 fmap = det.detect(bands, pixel_size_m=float(min(scene.spacing_m)),
