@@ -118,13 +118,13 @@ def list_detectors_cmd() -> None:
 
 
 def _mount_optional() -> None:
-    """Sub-apps live with the code they drive; mount those that exist."""
-    try:
-        from pipelines.ground.cli import consumer_app, ground_app
-    except ImportError:
-        return
+    """Sub-apps live with the code they drive."""
+    from pipelines.flows.cli import flows_app
+    from pipelines.ground.cli import consumer_app, ground_app
+
     app.add_typer(ground_app, name="ground", help="Ground segment: receive packets, store, deliver webhooks.")
     app.add_typer(consumer_app, name="consumer", help="Reference webhook consumer (verifies signatures).")
+    app.add_typer(flows_app, name="flow", help="Run the Prefect flows in-process (no server needed).")
 
 
 _mount_optional()

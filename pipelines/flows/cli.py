@@ -1,0 +1,87 @@
+"""``orbitwatch flow ...``: run the Prefect flows from the shell, embedded (no server) by default.
+
+With ``PREFECT_API_URL`` set the runs are recorded on that server; without it Prefect starts a
+temporary local API for the duration of the command. Exit status 1 when the flow run is not
+Completed (``scan-folder`` ends Completed with failures listed unless ``--strict``; see
+:mod:`pipelines.flows.scan`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+flows_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                        help="Run orbitwatch's Prefect flows (embedded by default; uses PREFECT_API_URL when set).")
+console = Console(stderr=True)
+
+
+def _split(values: Optional[list[str]]) -> list[str] | None:
+    if not values:
+        return None
+    out = [x.strip() for v in values for x in v.split(",") if x.strip()]
+    return out or None
+
+
+def _finish(state: Any) -> None:
+    """Print the flow's return value as JSON on stdout; exit 1 unless the run Completed."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        console.print(f"[red]{state.name}:[/red] {result}")
+    else:
+        typer.echo(json.dumps(result, indent=1, default=str))
+    if not state.is_completed():
+        console.print(f"[red]flow run ended {state.name}: {state.message or ''}[/red]")
+        raise typer.Exit(1)
+
+
+@flows_app.command("scan-folder")
+def scan_folder_cmd(
+    scene_dir: Annotated[Path, typer.Argument(help="Folder of scene bundles (searched recursively).")] = Path("sample_scenes"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder: alerts.geojson, scenes/, report.json.")] = Path("out/flows"),
+    detectors: Annotated[Optional[list[str]], typer.Option("--detectors", "-d", help="Detector names, comma-separated.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (cuda:N).")] = "auto",
+    tile_size: Annotated[int, typer.Option(help="Tile edge in pixels.")] = 2048,
+    resume: Annotated[bool, typer.Option(help="Skip scenes finished by an earlier run.")] = True,
+    strict: Annotated[bool, typer.Option(help="End Failed (exit 1) if any scene fails.")] = False,
+    threads: Annotated[int, typer.Option(help="Scenes in parallel when not on Dask.")] = 2,
+    dask_address: Annotated[Optional[str], typer.Option(help="Run per-scene tasks on this Dask scheduler (tcp://host:8786).")] = None,
+    dask_workers: Annotated[int, typer.Option(help="Start a temporary local Dask cluster with this many worker processes.")] = 0,
+) -> None:
+    """Scan a folder of scenes as a Prefect flow run (resumable, cached, optionally on Dask)."""
+    from pipelines.flows.scan import scan_folder
+
+    state = scan_folder(str(scene_dir), str(out_dir), detectors=_split(detectors), device=device,
+                        tile_size=tile_size, resume=resume, strict=strict, threads=threads,
+                        dask_address=dask_address, dask_workers=dask_workers, return_state=True)
+    _finish(state)
+
+
+@flows_app.command("scan-scene")
+def scan_scene_cmd(
+    scene: Annotated[Path, typer.Argument(help="One scene bundle (.tif).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder (the GeoJSON goes to scenes/).")] = Path("out/flows"),
+    detectors: Annotated[Optional[list[str]], typer.Option("--detectors", "-d", help="Detector names, comma-separated.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (cuda:N).")] = "auto",
+) -> None:
+    """Scan one scene bundle as a Prefect flow run."""
+    from pipelines.flows.scan import scan_scene
+
+    _finish(scan_scene(str(scene), str(out_dir), detectors=_split(detectors), device=device, return_state=True))
+
+
+@flows_app.command("deliver-alerts")
+def deliver_alerts_cmd(
+    inbox: Annotated[Path, typer.Argument(help="Folder of downlinked packet / GeoJSON files.")] = Path("out/downlink"),
+    store: Annotated[Path, typer.Option(help="Ground alert store (SQLite).")] = Path("out/ground.sqlite"),
+    deliver: Annotated[bool, typer.Option(help="Send webhooks after ingesting.")] = True,
+    max_seconds: Annotated[float, typer.Option(help="Upper bound on webhook delivery time.")] = 60.0,
+) -> None:
+    """Ingest downlinked files into the ground store and deliver webhooks, as a Prefect flow run."""
+    from pipelines.flows.ground import deliver_alerts
+
+    _finish(deliver_alerts(str(inbox), str(store), deliver=deliver, max_seconds=max_seconds, return_state=True))
