@@ -72,3 +72,7 @@ class SceneWriteError(OrbitwatchError, ValueError):
 
 class WebhookTimestampError(WebhookSignatureError):
     """A webhook's timestamp is missing, malformed or outside the replay tolerance."""
+
+
+class StorageError(OrbitwatchError, RuntimeError):
+    """Onboard storage cannot take an item (larger than the whole store) or was misused."""
