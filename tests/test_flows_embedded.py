@@ -20,7 +20,7 @@ import pytest
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
-from detectors import list_detectors, register
+from detectors import register
 from pipelines.flows.ground import deliver_alerts
 from pipelines.flows.scan import scan_folder, scan_scene
 
@@ -74,11 +74,8 @@ def test_scan_folder_embedded_alerts_resume_and_failures(harness: None, tmp_path
     assert report["scene_files"][str(fire)] == str(fire_file)
     fire_alerts = _features(fire_file)
     assert fire_alerts and {f["properties"]["kind"] for f in fire_alerts} == {"fire"}
-    if "sar-cfar" in list_detectors("sar"):
-        assert str(sar) in report["scenes_ok"]
-        assert any(f["properties"]["kind"] == "vessel" for f in _features(out / "scenes" / "sar" / "sea_a.geojson"))
-    else:  # the SAR detector is not installed: recorded as that scene's failure, not a crash
-        assert failed[str(sar)]["error"] == "SceneError"
+    assert str(sar) in report["scenes_ok"]
+    assert any(f["properties"]["kind"] == "vessel" for f in _features(out / "scenes" / "sar" / "sea_a.geojson"))
     merged = _features(out / "alerts.geojson")
     assert len(merged) == report["alerts"] == len({f["id"] for f in merged})
     assert json.loads((out / "report.json").read_text())["failures"] == report["failures"]
@@ -89,8 +86,7 @@ def test_scan_folder_embedded_alerts_resume_and_failures(harness: None, tmp_path
     assert str(fire) in again["scenes_skipped"] and str(fire) not in again["scenes_ok"]
     assert fire_file.stat().st_mtime_ns == before
     assert again["alerts"] == report["alerts"]
-    assert [f["path"] for f in again["failures"]] == [str(scenes / "broken.tif")] + (
-        [] if "sar-cfar" in list_detectors("sar") else [str(sar)])
+    assert [f["path"] for f in again["failures"]] == [str(scenes / "broken.tif")]
 
     # Strict mode turns the same batch into a Failed run, report attached.
     state = scan_folder(str(scenes), str(out), strict=True, return_state=True)

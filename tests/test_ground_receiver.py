@@ -94,7 +94,9 @@ def test_folder_ingest_skips_done_and_partial_files(tmp_path: Path) -> None:
 # --- packets: need pipelines.alerts.packets (the CCSDS encoding, owned by the alerts package) ---------
 
 def _packets() -> object:
-    return pytest.importorskip("pipelines.alerts.packets")
+    import pipelines.alerts.packets as packets
+
+    return packets
 
 
 def _encode(alerts: list) -> list[bytes]:
