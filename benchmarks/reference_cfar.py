@@ -36,13 +36,35 @@ def interp_v(v: np.ndarray, v_tab: np.ndarray, y_tab: np.ndarray) -> np.ndarray:
     return np.interp(np.log(np.maximum(v, 1e-12)), np.log(v_tab)[::-1], y_tab[::-1])
 
 
-def ring_stats(x: np.ndarray, m: np.ndarray, w: Windows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    md = (m & (x > 0)).astype(np.float64)
-    lx = np.log(np.maximum(x.astype(np.float64), 1e-30)) * md
-    s = [box_sum(a, *w.outer) - box_sum(a, *w.guard) for a in (md, lx, lx * lx, np.ones_like(md))]
+def cell_sums(a: np.ndarray, cell: tuple[int, int]) -> np.ndarray:
+    H, W = a.shape
+    return a.reshape(H // cell[0], cell[0], W // cell[1], cell[1]).sum(axis=(1, 3))
+
+
+def ring_stats(lv: np.ndarray, m: np.ndarray, frame: np.ndarray, w: Windows
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-moments over each background cell's ring of cells (guard cells excluded)."""
+    md = m.astype(np.float64)
+    cs = [cell_sums(a, w.cell) for a in (md, lv * md, lv * lv * md)]
+    s = [box_sum(a, *w.outer_cells) - box_sum(a, *w.guard_cells) for a in cs + [frame]]
     nn = np.maximum(s[0], 1.0)
     mean = s[1] / nn
     return mean, np.maximum(s[2] / nn - mean * mean, 0.0), s[0] / np.maximum(s[3], 1.0)
+
+
+def up(a: np.ndarray, cell: tuple[int, int]) -> np.ndarray:
+    return np.repeat(np.repeat(a, cell[0], 0), cell[1], 1)
+
+
+def target_mean(x: np.ndarray, m: np.ndarray, t: tuple[int, int]) -> np.ndarray:
+    xd = x.astype(np.float64)
+    if t == (0, 0):
+        return xd
+    size = (2 * t[0] + 1, 2 * t[1] + 1)
+    md = m.astype(np.float64)
+    num = ndimage.uniform_filter(xd * md, size=size, mode="constant", cval=0.0)
+    den = ndimage.uniform_filter(md, size=size, mode="constant", cval=0.0)
+    return num / np.maximum(den, 1e-12)
 
 
 def auto_land(x: np.ndarray, valid: np.ndarray, p: CfarParams, w: Windows) -> np.ndarray:
@@ -81,7 +103,7 @@ def dilate(m: np.ndarray, hr: int, hc: int) -> np.ndarray:
     return ndimage.binary_dilation(m, structure=np.ones((2 * hr + 1, 2 * hc + 1), bool))
 
 
-def object_table(x: np.ndarray, lab: np.ndarray, k: int, strong: np.ndarray, bg_mean: np.ndarray,
+def object_table(x: np.ndarray, ys: np.ndarray, lab: np.ndarray, k: int, strong: np.ndarray, bg_mean: np.ndarray,
                  sp: tuple[float, float], w: Windows, p: CfarParams) -> dict[str, np.ndarray]:
     """Per-object measurements, one object at a time (the classical way)."""
     dr, dc = sp
@@ -128,7 +150,7 @@ def object_table(x: np.ndarray, lab: np.ndarray, k: int, strong: np.ndarray, bg_
             "row_min": rr.min(), "row_max": rr.max(), "col_min": cc.min(), "col_max": cc.max(),
             "bright_col": colv[amb_r].max(initial=0.0),
             "bright_row": max(rowv[near_c].max(initial=0.0), colv[near_r].max(initial=0.0)),
-            "mean_int": v.mean(),
+            "mean_int": v.mean(), "peak_tw": ys[rr, cc].max(),
         }
         for f in TABLE_FIELDS:
             cols_tab[f][i] = vals[f]
@@ -141,23 +163,33 @@ def reference_detect(sigma0: np.ndarray, spacing_m: tuple[float, float], valid: 
     p = CfarParams(**params)  # type: ignore[arg-type]
     sp = (float(spacing_m[0]), float(spacing_m[1]))
     w = windows_for(p, sp)
-    x = np.asarray(sigma0, np.float32)
-    v = np.ones(x.shape, bool) if valid is None else np.asarray(valid, bool)
-    x = np.where(v, x, 0.0).astype(np.float32)
+    x0 = np.asarray(sigma0, np.float32)
+    v0 = np.ones(x0.shape, bool) if valid is None else np.asarray(valid, bool)
+    H0, W0 = x0.shape
+    pad = ((0, (-H0) % w.cell[0]), (0, (-W0) % w.cell[1]))
+    v = np.pad(v0, pad)
+    x = np.pad(np.where(v0, x0, 0.0).astype(np.float32), pad)
     sea = v.copy()
     if p.land_auto:
         sea &= ~auto_land(x, v, p, w)
     vt, ct, ht = molc_luts(p.pfa)
     _, _, ht_ext = molc_luts(p.pfa_extent)
+    md = sea & (x > 0)
     lx = np.log(np.maximum(x.astype(np.float64), 1e-30))
-    m, var, n = ring_stats(x, sea, w)
-    testable = sea & (n >= p.min_bg_fraction)
-    hit1 = testable & (lx > m + interp_v(var, vt, ht))
-    m, var, n = ring_stats(x, sea & ~dilate(hit1, *w.merge), w)
-    testable = sea & (n >= p.min_bg_fraction)
-    strong = testable & (lx > m + interp_v(var, vt, ht))
-    ext = testable & (lx > m + interp_v(var, vt, ht_ext))
-    bg_mean = np.exp(m + interp_v(var, vt, ct))
+    ys = target_mean(x, sea, w.target)
+    ly = np.log(np.maximum(ys, 1e-30))
+    frame = cell_sums(np.pad(np.ones((H0, W0)), pad), w.cell)
+    _, _, n = ring_stats(lx, md, frame, w)
+    my, vy, _ = ring_stats(ly, md, frame, w)
+    testable = sea & up(n >= p.min_bg_fraction, w.cell)
+    hit1 = testable & (ly > up(my + interp_v(vy, vt, ht), w.cell))
+    bg = md & ~dilate(hit1, *w.merge)
+    mx, vx, n = ring_stats(lx, bg, frame, w)
+    my, vy, _ = ring_stats(ly, bg, frame, w)
+    testable = sea & up(n >= p.min_bg_fraction, w.cell)
+    strong = testable & (ly > up(my + interp_v(vy, vt, ht), w.cell))
+    ext = testable & (lx > up(mx + interp_v(vx, vt, ht_ext), w.cell))
+    bg_mean = up(np.exp(mx + interp_v(vx, vt, ct)), w.cell)
     eight = np.ones((3, 3), bool)
     lab, k = ndimage.label(ext, structure=eight)
     if k == 0:
@@ -174,5 +206,5 @@ def reference_detect(sigma0: np.ndarray, spacing_m: tuple[float, float], valid: 
     remap = np.zeros(int(glab.max()) + 1, np.int64)
     remap[uniq] = np.arange(1, len(uniq) + 1)
     klab = remap[klab]
-    table = object_table(x, klab, len(uniq), strong, bg_mean, sp, w, p)
+    table = object_table(x, ys, klab, len(uniq), strong, bg_mean, sp, w, p)
     return discriminate(table, spacing_m=sp, resolution_m=w.resolution_m, rules=p.rules(), detector="sar-cfar")

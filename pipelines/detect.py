@@ -5,10 +5,21 @@ This is the one place that knows both worlds: it reads windows with rasterio (th
 tile-local detections into scene-level :class:`~pipelines.alerts.Alert` objects. Tiles overlap
 by at least what each detector says it needs, and a detection is kept only by the tile whose
 *core* contains it, so objects in overlaps are reported exactly once.
+
+Streaming (why the scene size never matters): tiles are read on a background thread
+(:func:`prefetch_tiles`) into a bounded queue while the detector computes on the previous ones;
+GDAL's block cache is capped while reading (:data:`GDAL_CACHE_MB`), because uncapped it keeps up
+to 5 % of physical RAM of decoded blocks and host memory would then grow with the scene; tiles of
+the same shape are stacked into one batch for detectors that have ``detect_batch`` (one kernel
+launch series per batch, not per tile); on CUDA the batch goes host->device from pinned memory
+with a non-blocking copy. Peak host memory is therefore a few tiles (queue depth + the batch being
+computed), whatever the scene size. :class:`StageTimer` attributes wall time to read, transfer,
+compute and post-processing when a benchmark asks for it and costs nothing otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -33,6 +44,19 @@ log = logging.getLogger(__name__)
 #: What runs when the user names no detector: the shipped detector for each modality.
 DEFAULT_DETECTORS: dict[str, tuple[str, ...]] = {"sar": ("sar-cfar",), "optical": ("fire-rules",)}
 
+#: GDAL block-cache cap (MB) while a scan reads. Uncapped, GDAL may keep up to 5 % of physical
+#: RAM of decoded blocks, i.e. host memory can grow with the scene up to that (measured with plain
+#: rasterio window reads of a 134 MB tiled GeoTIFF: +136 MB RSS uncapped, +2 MB with this cap;
+#: through scan_scene on a 302 MB scene we measured +16 MB capped and +20 MB with a 4 GB cap, so
+#: here it is a guarantee rather than the main saving). Tiles are read once in row-major order;
+#: the cache only has to hold the overlap strip shared with the previous tile row (cols x overlap
+#: x 2 B, about 10 MB for a 24k-column spotlight scene), so 64 MB costs no re-reads.
+GDAL_CACHE_MB = 64
+
+#: Tiles per batch when ScanOptions.batch_size is None: batching amortises kernel launches and
+#: host->device latency on a GPU; on a CPU it only adds memory, so it stays off there.
+AUTO_BATCH_CUDA = 4
+
 
 @dataclass(slots=True)
 class ScanOptions:
@@ -42,6 +66,9 @@ class ScanOptions:
     device: str | None = "auto"
     tile_size: int = 2048
     overlap: int | None = None  # None: the largest overlap any chosen detector asks for
+    #: Same-shape tiles stacked per ``detect_batch`` call; None: AUTO_BATCH_CUDA on CUDA, 1 on CPU.
+    #: Results do not depend on it (tests/test_streaming.py checks batched == unbatched).
+    batch_size: int | None = None
 
     def detectors_for(self, kind: str) -> list[str]:
         if not self.detectors:
@@ -63,6 +90,76 @@ class SceneResult:
     seconds: float
     notes: list[str] = field(default_factory=list)
 
+
+class StageTimer:
+    """Wall-clock seconds per pipeline stage, summed over a scan (benchmarks only).
+
+    Why a separate object instead of always-on timing: honest per-stage numbers on CUDA need a
+    ``torch.cuda.synchronize()`` at every stage boundary, which would serialise the very transfer
+    and compute overlap the pipeline is built for. So timing is opt-in: pass a StageTimer to
+    :func:`scan_scene` and it synchronises and reads clocks; pass nothing and each stage costs one
+    no-op context manager (no clock read, no sync).
+
+    Stages recorded by scan_scene: ``open`` (header + detector load), ``read`` (reader thread,
+    overlapped with compute), ``read_wait`` (consumer blocked on the queue: read time *not*
+    hidden), ``h2d`` (host->device), ``compute`` (detector calls), ``post`` (ownership, dedupe,
+    clustering, alerts) and ``total``. ``read`` runs on another thread, so shares are reported
+    against ``total`` and need not sum to 1.
+    """
+
+    def __init__(self, sync_cuda: bool = True) -> None:
+        self.sync_cuda = sync_cuda
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._lock = threading.Lock()  # the reader thread adds "read" concurrently
+
+    def add(self, name: str, seconds: float) -> None:
+        """Account ``seconds`` to stage ``name`` (thread-safe)."""
+        with self._lock:
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+            self.calls[name] = self.calls.get(name, 0) + 1
+
+    def _sync(self, device: torch.device | None) -> None:
+        if self.sync_cuda and device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, device: torch.device | None = None) -> Iterator[None]:
+        """Time the block; on CUDA wait for queued work before and after so it is attributed here."""
+        self._sync(device)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sync(device)
+            self.add(name, time.perf_counter() - t0)
+
+    def shares(self) -> dict[str, float]:
+        """Each stage's seconds as a fraction of ``total`` (empty until a scan finished)."""
+        total = self.seconds.get("total", 0.0)
+        if total <= 0:
+            return {}
+        return {k: v / total for k, v in self.seconds.items() if k != "total"}
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: seconds, call counts and shares of the total."""
+        return {"seconds": dict(self.seconds), "calls": dict(self.calls), "shares": self.shares()}
+
+
+class _NoTimer:
+    """What scan_scene uses without a StageTimer: every stage is the same reusable no-op."""
+
+    __slots__ = ()
+    _NULL = contextlib.nullcontext()
+
+    def stage(self, name: str, device: torch.device | None = None) -> contextlib.AbstractContextManager[Any]:
+        return self._NULL
+
+    def add(self, name: str, seconds: float) -> None:
+        return None
+
+
+_NO_TIMER = _NoTimer()
 
 _DETECTOR_CACHE: dict[tuple[str, str], Any] = {}
 
@@ -95,14 +192,18 @@ def scan_scene(
     path: str | Path,
     options: ScanOptions | None = None,
     on_tile: Callable[[int, int], None] | None = None,
+    timer: StageTimer | None = None,
 ) -> SceneResult:
     """Run the chosen detectors over one scene bundle and return its alerts.
 
     Raises SceneError (naming the file) when the bundle cannot be read; detector errors are
-    re-raised as SceneError too, so a batch can record them per scene and go on.
+    re-raised as SceneError too, so a batch can record them per scene and go on. ``timer``
+    (benchmarks) collects per-stage wall time; see :class:`StageTimer`.
     """
     options = options or ScanOptions()
+    tm: StageTimer | _NoTimer = timer if timer is not None else _NO_TIMER
     t0 = time.perf_counter()
+    t_open = t0
     scene = open_scene(path)
     try:
         names = options.detectors_for(scene.kind)
@@ -114,12 +215,15 @@ def scan_scene(
         size = _tile_size_for(overlap, options.tile_size, scene)
         overlap = min(overlap, size - 1)
         tiles = list(iter_tiles(scene.rows, scene.cols, size=size, overlap=overlap))
+        tm.add("open", time.perf_counter() - t_open)
         notes: list[str] = []
         if scene.kind == "sar":
-            detections = _scan_sar(scene, dets, tiles, on_tile)
+            batch = _batch_size_for(options.batch_size, dets)
+            detections = _scan_sar(scene, dets, tiles, on_tile, batch_size=batch, timer=tm)
         else:
-            detections = _scan_optical(scene, dets, tiles, on_tile, notes)
-        alerts = detections_to_alerts(scene, detections)
+            detections = _scan_optical(scene, dets, tiles, on_tile, notes, timer=tm)
+        with tm.stage("post"):
+            alerts = detections_to_alerts(scene, detections)
     except OrbitwatchError:
         raise
     except Exception as exc:  # a detector failing on this scene must not end the batch
@@ -130,14 +234,36 @@ def scan_scene(
         raise
     finally:
         scene.close()
+    seconds = time.perf_counter() - t0
+    tm.add("total", seconds)
     return SceneResult(
         path=str(path), scene=scene.stem, kind=scene.kind, alerts=alerts, detectors=names,
         n_tiles=len(tiles), megapixels=scene.rows * scene.cols / 1e6,
-        seconds=time.perf_counter() - t0, notes=notes,
+        seconds=seconds, notes=notes,
     )
 
 
+def _batch_size_for(requested: int | None, dets: list[Any]) -> int:
+    """Tiles per batch: as asked, else AUTO_BATCH_CUDA when some detector can batch on CUDA."""
+    if requested is not None:
+        if int(requested) < 1:
+            raise SceneError(f"batch_size must be >= 1, got {requested}")
+        return int(requested)
+    batched_cuda = any(hasattr(d, "detect_batch") and _device_of(d).type == "cuda" for d in dets)
+    return AUTO_BATCH_CUDA if batched_cuda else 1
+
+
 def _to_device(arr: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Host array -> tensor on ``device``; on CUDA a pinned, non-blocking copy.
+
+    Why this is safe although the pinned tensor is a temporary that dies when we return:
+    ``pin_memory()`` allocates from PyTorch's caching host allocator, and a non-blocking copy
+    from such a block records a CUDA event on the copy's stream; the block is not handed out
+    again until that event has completed, so a later tile cannot overwrite bytes still being
+    copied (tests/test_streaming.py::test_pinned_nonblocking_copies_survive_buffer_reuse checks
+    it on a GPU). The detector then runs on the same (current) stream, so it sees the finished
+    copy without an explicit synchronize. On CPU the tensor shares the array's memory (no copy).
+    """
     t = torch.from_numpy(np.ascontiguousarray(arr))
     if device.type == "cuda":
         t = t.pin_memory().to(device, non_blocking=True)
@@ -149,40 +275,62 @@ def _device_of(det: Any) -> torch.device:
     return torch.device(dev) if dev is not None else torch.device("cpu")
 
 
-def prefetch_tiles(scene: Scene, tiles: list[Tile], depth: int = 2
-                   ) -> Iterator[tuple[Tile, np.ndarray, np.ndarray]]:
-    """Read tiles on a background thread while the caller computes on the previous one.
+def _gdal_read_env() -> contextlib.AbstractContextManager[Any]:
+    """rasterio environment for the reader thread: GDAL block cache capped at GDAL_CACHE_MB."""
+    try:
+        import rasterio
+    except ImportError:  # a duck-typed Scene without rasterio (tests, GPU boxes): nothing to cap
+        return contextlib.nullcontext()
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
 
-    rasterio/GDAL release the GIL while decoding, so reads overlap with detector compute.
-    The bounded queue keeps at most ``depth`` tiles in host memory whatever the scene size.
-    An exception in the reader is re-raised in the caller, at the tile where it happened.
+
+def _prefetch(items: Sequence[Any], read: Callable[[Any], Any], depth: int, name: str,
+              timer: StageTimer | _NoTimer) -> Iterator[Any]:
+    """Yield ``read(item)`` for each item, computed on a background thread ``depth`` items ahead.
+
+    Why a thread: rasterio/GDAL release the GIL while reading and decoding, so reads overlap
+    with detector compute. The bounded queue caps how far the reader runs ahead, so host memory
+    holds at most ``depth`` queued results + the one being read + the one the caller holds.
+    An exception in the reader is re-raised in the caller at the item where it happened (the
+    items before it are yielded first). When the caller stops early (break, exception,
+    generator closed), the reader sees ``stop`` within 0.1 s and exits; we join it.
     """
     q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
     done = object()
 
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def reader() -> None:
         try:
-            for tile in tiles:
-                if stop.is_set():
-                    return
-                data, valid = scene.read(tile.row_off, tile.col_off, tile.height, tile.width)
-                while not stop.is_set():
-                    try:
-                        q.put((tile, data, valid), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+            with _gdal_read_env():
+                for item in items:
+                    if stop.is_set():
+                        return
+                    t0 = time.perf_counter()
+                    out = read(item)
+                    timer.add("read", time.perf_counter() - t0)
+                    if not put(out):
+                        return
         except BaseException as exc:  # handed to the consumer, never swallowed
-            q.put(exc)
+            put(exc)
             return
-        q.put(done)
+        put(done)
 
-    th = threading.Thread(target=reader, name=f"prefetch-{scene.stem}", daemon=True)
+    th = threading.Thread(target=reader, name=name, daemon=True)
     th.start()
     try:
         while True:
+            t0 = time.perf_counter()
             item = q.get()
+            timer.add("read_wait", time.perf_counter() - t0)
             if item is done:
                 return
             if isinstance(item, BaseException):
@@ -191,60 +339,154 @@ def prefetch_tiles(scene: Scene, tiles: list[Tile], depth: int = 2
     finally:
         stop.set()
         th.join(timeout=5)
+        if th.is_alive():  # a read stuck in GDAL: it is a daemon and will not block exit
+            log.warning("%s: reader thread still busy after the scan stopped", name)
+
+
+def prefetch_tiles(scene: Scene, tiles: list[Tile], depth: int = 2,
+                   timer: StageTimer | None = None) -> Iterator[tuple[Tile, np.ndarray, np.ndarray]]:
+    """Read tiles on a background thread while the caller computes on the previous one.
+
+    Yields ``(tile, data, valid)`` for every tile exactly once, in order. The bounded queue
+    keeps at most ``depth`` tiles waiting in host memory whatever the scene size. An exception in
+    the reader is re-raised in the caller, at the tile where it happened.
+    """
+    def read(tile: Tile) -> tuple[Tile, np.ndarray, np.ndarray]:
+        data, valid = scene.read(tile.row_off, tile.col_off, tile.height, tile.width)
+        return tile, data, valid
+
+    yield from _prefetch(tiles, read, depth, f"prefetch-{scene.stem}",
+                         timer if timer is not None else _NO_TIMER)
+
+
+def _group_tiles(tiles: list[Tile], batch_size: int) -> list[list[Tile]]:
+    """Consecutive tiles of the same shape, at most ``batch_size`` per group (order kept)."""
+    groups: list[list[Tile]] = []
+    for t in tiles:
+        g = groups[-1] if groups else None
+        if g is not None and len(g) < batch_size and (g[0].height, g[0].width) == (t.height, t.width):
+            g.append(t)
+        else:
+            groups.append([t])
+    return groups
+
+
+def prefetch_batches(scene: Scene, tiles: list[Tile], batch_size: int, depth: int = 1,
+                     timer: StageTimer | None = None
+                     ) -> Iterator[tuple[list[Tile], np.ndarray, np.ndarray]]:
+    """Like :func:`prefetch_tiles` but yields same-shape groups stacked: data (B, nb, h, w), valid (B, h, w).
+
+    The reader thread does the stacking, so the caller gets one contiguous array per batch (one
+    host->device copy). ``depth`` counts batches; memory is (depth + 2) batches at most.
+    """
+    def read(group: list[Tile]) -> tuple[list[Tile], np.ndarray, np.ndarray]:
+        data: np.ndarray | None = None
+        valid: np.ndarray | None = None
+        for i, t in enumerate(group):
+            d, v = scene.read(t.row_off, t.col_off, t.height, t.width)
+            if data is None or valid is None:
+                data = np.empty((len(group),) + d.shape, dtype=d.dtype)
+                valid = np.empty((len(group),) + v.shape, dtype=v.dtype)
+            data[i] = d
+            valid[i] = v
+        assert data is not None and valid is not None
+        return group, data, valid
+
+    yield from _prefetch(_group_tiles(tiles, batch_size), read, depth, f"prefetch-{scene.stem}",
+                         timer if timer is not None else _NO_TIMER)
+
+
+def _owned(found: list[Detection], tile: Tile, kept: list[Detection]) -> None:
+    for d in found:
+        d = d.shifted(tile.row_off, tile.col_off)
+        if tile.owns(d.row, d.col):
+            kept.append(d)
 
 
 def _scan_sar(scene: Scene, dets: list[Any], tiles: list[Tile],
-              on_tile: Callable[[int, int], None] | None) -> list[Detection]:
+              on_tile: Callable[[int, int], None] | None, batch_size: int = 1,
+              timer: StageTimer | _NoTimer = _NO_TIMER) -> list[Detection]:
+    """Every SAR detector on every tile, tiles read once, batched where a detector can batch."""
     kept: list[Detection] = []
-    for i, (tile, data, valid) in enumerate(prefetch_tiles(scene, tiles)):
-        if valid.any():
+    done = 0
+    batches = prefetch_batches(scene, tiles, batch_size, depth=1 if batch_size > 1 else 2,
+                               timer=timer if isinstance(timer, StageTimer) else None)
+    for group, data, valid in batches:
+        live = [i for i in range(len(group)) if valid[i].any()]  # all no-data: nothing to find
+        if live:
+            sub_data = data[live, 0] if len(live) < len(group) else data[:, 0]
+            sub_valid = valid[live] if len(live) < len(group) else valid
+            on_dev: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
             for det in dets:
                 dev = _device_of(det)
-                found = det.detect(_to_device(data[0], dev), spacing_m=scene.spacing_m,
-                                   valid=_to_device(valid, dev))
-                for d in found:
-                    d = d.shifted(tile.row_off, tile.col_off)
-                    if tile.owns(d.row, d.col):
-                        kept.append(d)
-        if on_tile:
-            on_tile(i + 1, len(tiles))
-    # Objects cut by a core boundary can be seen (in part) by two tiles: collapse them.
-    radius = max(2.0, 10.0 / max(min(scene.spacing_m), 1e-6))
-    return dedupe_by_distance(kept, key_rc=lambda d: (d.row, d.col), radius_px=radius,
-                              score=lambda d: d.score)
+                if dev not in on_dev:  # one transfer per device, shared by its detectors
+                    with timer.stage("h2d", dev):
+                        on_dev[dev] = (_to_device(sub_data, dev), _to_device(sub_valid, dev))
+                x, v = on_dev[dev]
+                with timer.stage("compute", dev):
+                    if len(live) > 1 and hasattr(det, "detect_batch"):
+                        per_tile = det.detect_batch(x, spacing_m=scene.spacing_m, valid=v)
+                    else:
+                        per_tile = [det.detect(x[k], spacing_m=scene.spacing_m, valid=v[k])
+                                    for k in range(len(live))]
+                with timer.stage("post"):
+                    for k, i in enumerate(live):
+                        _owned(per_tile[k], group[i], kept)
+            del on_dev
+        for _ in group:
+            done += 1
+            if on_tile:
+                on_tile(done, len(tiles))
+    with timer.stage("post"):
+        # Objects cut by a core boundary can be seen (in part) by two tiles: collapse them.
+        radius = max(2.0, 10.0 / max(min(scene.spacing_m), 1e-6))
+        return dedupe_by_distance(kept, key_rc=lambda d: (d.row, d.col), radius_px=radius,
+                                  score=lambda d: d.score)
 
 
 def _scan_optical(scene: Scene, dets: list[Any], tiles: list[Tile],
-                  on_tile: Callable[[int, int], None] | None, notes: list[str]) -> list[Detection]:
+                  on_tile: Callable[[int, int], None] | None, notes: list[str],
+                  timer: StageTimer | _NoTimer = _NO_TIMER) -> list[Detection]:
+    """Every optical detector on every tile; each tile is read once for all detectors."""
     out: list[Detection] = []
     pixel_area = float(scene.spacing_m[0] * scene.spacing_m[1])
-    for det in dets:
-        rows: list[np.ndarray] = []
-        cols: list[np.ndarray] = []
-        conf: list[np.ndarray] = []
-        inten: list[np.ndarray] = []
-        tests_run: tuple[str, ...] = ()
-        dev = _device_of(det)
-        for i, (tile, data, valid) in enumerate(prefetch_tiles(scene, tiles)):
-            if valid.any():
-                bands = {name: _to_device(data[b], dev) for b, name in enumerate(scene.bands)}
-                fmap = det.detect(bands, pixel_size_m=float(min(scene.spacing_m)),
-                                  valid=_to_device(valid, dev))
-                tests_run = fmap.tests_run or tests_run
-                r, c, cf, it = firemap_to_pixels(fmap, tile.row_off, tile.col_off, tile.core)
-                rows.append(r)
-                cols.append(c)
-                conf.append(cf)
-                inten.append(it)
-            if on_tile:
-                on_tile(i + 1, len(tiles))
-        if tests_run:
-            notes.append(f"{det.name}: tests run: {', '.join(tests_run)}")
-        if rows:
-            out.extend(cluster_fire_pixels(
-                np.concatenate(rows), np.concatenate(cols), np.concatenate(conf),
-                np.concatenate(inten), pixel_area_m2=pixel_area, detector=det.name,
-            ))
+    acc: dict[int, dict[str, list[np.ndarray]]] = {
+        j: {"rows": [], "cols": [], "conf": [], "inten": []} for j in range(len(dets))}
+    tests_run: dict[int, tuple[str, ...]] = {j: () for j in range(len(dets))}
+    tm_arg = timer if isinstance(timer, StageTimer) else None
+    for i, (tile, data, valid) in enumerate(prefetch_tiles(scene, tiles, timer=tm_arg)):
+        if valid.any():
+            on_dev: dict[torch.device, tuple[dict[str, torch.Tensor], torch.Tensor]] = {}
+            for j, det in enumerate(dets):
+                dev = _device_of(det)
+                if dev not in on_dev:
+                    with timer.stage("h2d", dev):
+                        on_dev[dev] = ({name: _to_device(data[b], dev) for b, name in enumerate(scene.bands)},
+                                       _to_device(valid, dev))
+                bands, v = on_dev[dev]
+                with timer.stage("compute", dev):
+                    fmap = det.detect(bands, pixel_size_m=float(min(scene.spacing_m)), valid=v)
+                with timer.stage("post"):
+                    tests_run[j] = fmap.tests_run or tests_run[j]
+                    # Only the fire pixels of the tile's core come back to the host.
+                    r, c, cf, it = firemap_to_pixels(fmap, tile.row_off, tile.col_off, tile.core)
+                    a = acc[j]
+                    a["rows"].append(r)
+                    a["cols"].append(c)
+                    a["conf"].append(cf)
+                    a["inten"].append(it)
+        if on_tile:
+            on_tile(i + 1, len(tiles))
+    with timer.stage("post"):
+        for j, det in enumerate(dets):
+            if tests_run[j]:
+                notes.append(f"{det.name}: tests run: {', '.join(tests_run[j])}")
+            a = acc[j]
+            if a["rows"]:
+                out.extend(cluster_fire_pixels(
+                    np.concatenate(a["rows"]), np.concatenate(a["cols"]), np.concatenate(a["conf"]),
+                    np.concatenate(a["inten"]), pixel_area_m2=pixel_area, detector=det.name,
+                ))
     return out
 
 

@@ -9,3 +9,4 @@ from detectors.fire.rules import ALGORITHMS, FireRulesDetector
 
 __all__ = ["ALGORITHMS", "FireRulesDetector", "cluster_fire_pixels", "firemap_to_pixels",
            "firms_confidence_class"]
+from detectors.fire import learned  # noqa: E402,F401  (registers fire-learned, fire-learned-onnx)

@@ -90,6 +90,8 @@ class CfarParams:
     ambiguity_db: float = 15.0
     min_contrast_db: float = 15.0
     min_cells: float = 3.0
+    cell_m: float = 4.0  # background statistics are gathered per cell of this size (see module doc)
+    target_m: float = 1.5  # target window (full size) of the detection statistic
 
     def rules(self) -> Discrimination:
         return Discrimination(min_area_m2=self.min_area_m2, min_strong_px=self.min_strong_px,
@@ -108,6 +110,10 @@ class Windows:
     land_block: tuple[int, int]
     reach: tuple[int, int]
     resolution_m: tuple[float, float]
+    cell: tuple[int, int] = (1, 1)  # background cell size (px)
+    guard_cells: tuple[int, int] = (1, 1)  # guard half size in cells (excluded around a pixel's cell)
+    outer_cells: tuple[int, int] = (2, 2)  # outer half size in cells
+    target: tuple[int, int] = (0, 0)  # target window half size (px)
 
 
 def windows_for(p: CfarParams, spacing_m: tuple[float, float]) -> Windows:
@@ -119,7 +125,12 @@ def windows_for(p: CfarParams, spacing_m: tuple[float, float]) -> Windows:
     lb = tuple(max(4, int(round(p.land_block_m / s))) for s in (dr, dc))
     reach = tuple(max(4, int(round(p.sidelobe_reach_m / s))) for s in (dr, dc))
     res = p.resolution_m if p.resolution_m is not None else (p.resolution_factor * dr, p.resolution_factor * dc)
-    return Windows(g, o, m, lb, reach, (float(res[0]), float(res[1])))  # type: ignore[arg-type]
+    cell = tuple(max(1, int(round(p.cell_m / s))) for s in (dr, dc))
+    # Every pixel of a cell keeps >= guard px to the ring: gc cells minus its offset in the cell.
+    gc = tuple(-(-(gi + ci - 1) // ci) for gi, ci in zip(g, cell))
+    oc = tuple(gci + max(1, -(-(oi - gi) // ci)) for gci, oi, gi, ci in zip(gc, o, g, cell))
+    tw = tuple(max(0, int((p.target_m / s - 1.0) / 2.0 + 0.5)) for s in (dr, dc))  # (2t+1) px ~ target_m
+    return Windows(g, o, m, lb, reach, (float(res[0]), float(res[1])), cell, gc, oc, tw)  # type: ignore[arg-type]
 
 
 def gamma_threshold_lut(pfa: float, shapes: np.ndarray = LUT_SHAPES) -> np.ndarray:
@@ -142,34 +153,79 @@ def gamma_threshold_lut(pfa: float, shapes: np.ndarray = LUT_SHAPES) -> np.ndarr
 
 
 # ---------------------------------------------------------------------------------------- maths
+def _box1(x: torch.Tensor, h: int, dim: int) -> torch.Tensor:
+    """Window sum of half size ``h`` along ``dim``, clipped to the frame (cumsum + two slices)."""
+    n = x.shape[dim]
+    c = x.cumsum(dim)
+    zshape = list(x.shape)
+    zshape[dim] = h + 1
+    tail = c.narrow(dim, n - 1, 1).expand(*[h if d == dim % x.dim() else -1 for d in range(x.dim())])
+    cp = torch.cat([c.new_zeros(zshape), c, tail], dim)  # cp[j] = C[clamp(j - h - 1)]
+    return cp.narrow(dim, 2 * h + 1, n) - cp.narrow(dim, 0, n)
+
+
 def box_sum(x: torch.Tensor, hr: int, hc: int) -> torch.Tensor:
-    """Sum over the (2 hr + 1) x (2 hc + 1) window clipped to the frame; x (..., H, W) float64."""
-    H, W = x.shape[-2:]
-    c = F.pad(x.cumsum(-2), (0, 0, 1, 0))
-    r = torch.arange(H, device=x.device)
-    x = c[..., (r + hr + 1).clamp(max=H), :] - c[..., (r - hr).clamp(min=0), :]
-    c = F.pad(x.cumsum(-1), (1, 0))
-    k = torch.arange(W, device=x.device)
-    return c[..., (k + hc + 1).clamp(max=W)] - c[..., (k - hc).clamp(min=0)]
+    """Sum over the (2 hr + 1) x (2 hc + 1) window clipped to the frame; x (..., H, W).
 
-
-def ring_stats(x: torch.Tensor, m: torch.Tensor, g: tuple[int, int], o: tuple[int, int]
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean and variance of ln(x) over mask ``m`` (and x > 0) in the ring outer minus guard, and
-    the fraction of the ring's in-frame pixels that were used.
-
-    Log-domain moments on purpose: one 40 dB scatterer (or a sidelobe streak) in a ring of 10^4
-    sea pixels moves the linear mean by orders of magnitude but the mean of ln(I) by ~10^-3.
+    Used on the (small) background-cell grid, in float64, where its cost does not matter.
     """
-    md = (m & (x > 0)).double()
-    lx = torch.log(x.double().clamp(min=1e-30)) * md
-    st = torch.stack([md, lx, lx * lx, torch.ones_like(md)])
-    s = box_sum(st, *o) - box_sum(st, *g)
-    n = s[0]
+    return _box1(_box1(x, hr, -2), hc, -1)
+
+
+def cell_sums(t: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """Sums over non-overlapping cells: (..., H, W) with H, W multiples of the cell -> (..., Hc, Wc)."""
+    *lead, H, W = t.shape
+    cr, cc = cell
+    return t.reshape(*lead, H // cr, cr, W // cc, cc).sum((-3, -1))
+
+
+def cell_ring_stats(s: torch.Tensor, frame: torch.Tensor, w: "Windows"
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean and variance of a log image over the background ring of every cell, and the fraction
+    of the ring's in-frame pixels that were usable; ``s`` (3, ...) holds the per-cell count, sum and
+    sum of squares over valid background pixels, ``frame`` the per-cell in-frame pixel count."""
+    r = box_sum(s, *w.outer_cells) - box_sum(s, *w.guard_cells)
+    f = box_sum(frame, *w.outer_cells) - box_sum(frame, *w.guard_cells)
+    n = r[0]
     nn = n.clamp(min=1.0)
-    mean = s[1] / nn
-    var = (s[2] / nn - mean * mean).clamp(min=0.0)
-    return mean, var, n / s[3].clamp(min=1.0)
+    mean = r[1] / nn
+    var = (r[2] / nn - mean * mean).clamp(min=0.0)
+    return mean, var, n / f.clamp(min=1.0)
+
+
+def exceeds(img: torch.Tensor, thr: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """img (B, H, W) > the threshold of each pixel's cell, thr (B, Hc, Wc) (broadcast, no upsampling)."""
+    B, H, W = img.shape
+    cr, cc = cell
+    return (img.view(B, H // cr, cr, W // cc, cc) > thr[:, :, None, :, None]).view(B, H, W)
+
+
+def upsample_cells(t: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """(B, Hc, Wc) -> (B, Hc cr, Wc cc), each cell's value on its pixels."""
+    B, Hc, Wc = t.shape
+    cr, cc = cell
+    return t[:, :, None, :, None].expand(B, Hc, cr, Wc, cc).reshape(B, Hc * cr, Wc * cc)
+
+
+def target_mean(x: torch.Tensor, m: torch.Tensor, t: tuple[int, int]) -> torch.Tensor:
+    """Mean of x over the valid pixels (mask m) of the (2 t + 1)^2 target window (float64)."""
+    xd = x.double()
+    if t == (0, 0):
+        return xd
+    md = m.double()
+    num = _box_small(_box_small(xd * md, t[0], -2), t[1], -1)
+    den = _box_small(_box_small(md, t[0], -2), t[1], -1)
+    return num / den.clamp(min=1e-12)
+
+
+def _box_small(x: torch.Tensor, h: int, dim: int) -> torch.Tensor:
+    """Window sum of half size h along dim by shifted adds (zero outside the frame); small h."""
+    out = x.clone()
+    n = x.shape[dim]
+    for d in range(1, min(h, n - 1) + 1):
+        out.narrow(dim, d, n - d).add_(x.narrow(dim, 0, n - d))
+        out.narrow(dim, 0, n - d).add_(x.narrow(dim, d, n - d))
+    return out
 
 
 def molc_luts(pfa: float, shapes: np.ndarray = LUT_SHAPES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -232,52 +288,64 @@ def auto_land(x: torch.Tensor, valid: torch.Tensor, p: CfarParams, w: Windows) -
     return land
 
 
+def _shift_or(m: torch.Tensor, h: int, dim: int) -> torch.Tensor:
+    out = m.clone()
+    n = m.shape[dim]
+    for d in range(1, min(h, n - 1) + 1):
+        out.narrow(dim, d, n - d).logical_or_(m.narrow(dim, 0, n - d))
+        out.narrow(dim, 0, n - d).logical_or_(m.narrow(dim, d, n - d))
+    return out
+
+
 def dilate(mask: torch.Tensor, hr: int, hc: int) -> torch.Tensor:
-    """Binary dilation with a (2 hr + 1) x (2 hc + 1) square (box sum > 0: O(1) per pixel)."""
-    return box_sum(mask.double(), hr, hc) > 0.5
+    """Binary dilation of (B, H, W) with a (2 hr + 1) x (2 hc + 1) square: separable shifted ORs
+    (small windows only: the merge gap, a few pixels)."""
+    return _shift_or(_shift_or(mask, hr, -2), hc, -1)
 
 
 def sparse_components(idx: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, int]:
     """8-connected components of the pixels at flat indices ``idx`` (b*H*W + r*W + c, sorted).
 
-    Min-label propagation over the pixel adjacency with pointer jumping: O(N) work per sweep,
-    a few sweeps for compact objects, all on the device. Labels are 0..K-1 in raster order of
-    each component's first pixel (the order scipy.ndimage.label uses).
+    Neighbours are found through a dense int32 position map of the (frame-padded) tiles, so no
+    search and no boolean indexing; missing neighbours become self loops. Union-find by hooking
+    the larger root onto the smaller one over every edge, then full path compression
+    (Shiloach-Vishkin style, O(log n) rounds; a component's root is its smallest index, so no
+    cycles). Labels are 0..K-1 in raster order of each component's first pixel (the order
+    scipy.ndimage.label uses).
     """
     n = idx.numel()
     if n == 0:
         return idx.new_zeros(0), 0
     dev = idx.device
     ids = torch.arange(n, device=dev)
-    rr = (idx // W) % H
-    cc = idx % W
-    a_list, b_list = [], []
-    for dr, dc in ((0, 1), (1, -1), (1, 0), (1, 1)):
-        ok = (rr + dr < H) & (cc + dc >= 0) & (cc + dc < W)
-        tgt = idx[ok] + dr * W + dc
-        pos = torch.searchsorted(idx, tgt).clamp(max=n - 1)
-        hit = idx[pos] == tgt
-        a_list.append(ids[ok][hit])
-        b_list.append(pos[hit])
-    a = torch.cat(a_list)
-    b = torch.cat(b_list)
+    Wp = W + 2
+    b = idx // (H * W)
+    rc = idx - b * (H * W)
+    pidx = b * ((H + 2) * Wp) + (rc // W + 1) * Wp + (rc % W + 1)  # position in the padded frame
+    pos = torch.full((int(b[-1].item() + 1) * (H + 2) * Wp,), -1, dtype=torch.int32, device=dev)
+    pos.index_copy_(0, pidx, ids.to(torch.int32))
+    offs = torch.tensor([1, Wp - 1, Wp, Wp + 1], device=dev)
+    nb = pos.index_select(0, (pidx[None, :] + offs[:, None]).reshape(-1)).view(4, n).long()
+    ea = ids.expand(4, n).reshape(-1)
+    eb = torch.where(nb >= 0, nb, ids[None, :]).reshape(-1)
     lab = ids.clone()
-    if a.numel():
+    while True:
+        ra, rb = lab.index_select(0, ea), lab.index_select(0, eb)
+        lab.scatter_reduce_(0, torch.maximum(ra, rb), torch.minimum(ra, rb), reduce="amin")
+        changed = False
         while True:
-            lo = torch.minimum(lab[a], lab[b])
-            new = lab.clone()
-            new.scatter_reduce_(0, a, lo, reduce="amin")
-            new.scatter_reduce_(0, b, lo, reduce="amin")
-            new = new[new]
-            new = new[new]
-            if torch.equal(new, lab):
+            nxt = lab.index_select(0, lab)
+            if torch.equal(nxt, lab):
                 break
-            lab = new
+            lab = nxt
+            changed = True
+        if not changed and torch.equal(lab.index_select(0, ea), lab.index_select(0, eb)):
+            break
     _, inv = torch.unique(lab, return_inverse=True)
     return inv, int(inv.max().item()) + 1
 
 
-def object_table(x: torch.Tensor, xs: torch.Tensor, idx: torch.Tensor, lab: torch.Tensor, k: int,
+def object_table(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, idx: torch.Tensor, lab: torch.Tensor, k: int,
                  strong: torch.Tensor, bg_mean: torch.Tensor, spacing_m: tuple[float, float],
                  w: Windows, p: CfarParams) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
     """Per-object measurements from member pixels (flat ``idx`` with labels ``lab``).
@@ -337,7 +405,9 @@ def object_table(x: torch.Tensor, xs: torch.Tensor, idx: torch.Tensor, lab: torc
     rlo, rhi = seg_ext(r.to(f64))
     clo, chi = seg_ext(c.to(f64))
     mean_int = torch.zeros(k, dtype=f64, device=dev).index_add_(0, lab, v) / cnt
-    bgm = bg_mean.reshape(-1)[pidx].double()
+    Hc, Wc = bg_mean.shape[-2:]
+    bgm = bg_mean[pb, pr // w.cell[0], pc // w.cell[1]].double()
+    peak_tw = torch.zeros(k, dtype=f64, device=dev).scatter_reduce(0, lab, ys.reshape(-1)[idx], reduce="amax")
 
     # Brightest pixel in the object's column band (azimuth) and row band (range), outside itself.
     rows = torch.arange(H, device=dev, dtype=f64)
@@ -363,7 +433,7 @@ def object_table(x: torch.Tensor, xs: torch.Tensor, idx: torch.Tensor, lab: torc
     bright_row = torch.maximum(bright_row, bright_col_near)
 
     t = torch.stack([cnt, n_strong, cy / dr, cx / dc, peak, pr.to(f64), pc.to(f64), bgm, length, width,
-                     heading, rlo, rhi, clo, chi, bright_col, bright_row, mean_int]).cpu().numpy()
+                     heading, rlo, rhi, clo, chi, bright_col, bright_row, mean_int, peak_tw]).cpu().numpy()
     from detectors.sar.discriminate import TABLE_FIELDS
 
     return pb.cpu(), {name: t[i] for i, name in enumerate(TABLE_FIELDS)}
@@ -412,8 +482,8 @@ class CfarDetector:
         """
         sp = _spacing(spacing_m)
         w = windows_for(self.params, sp)
-        half = max(int(math.ceil(self.params.max_vessel_m / 2 / s)) + o + m
-                   for s, o, m in zip(sp, w.outer, w.merge))
+        half = max(int(math.ceil(self.params.max_vessel_m / 2 / s)) + max(o, (oc + 1) * c) + m
+                   for s, o, m, oc, c in zip(sp, w.outer, w.merge, w.outer_cells, w.cell))
         return 2 * half
 
     # ------------------------------------------------------------------------------ public
@@ -435,22 +505,41 @@ class CfarDetector:
         x, v, sp = self._prepare(sigma0, spacing_m, valid)
         p = self.params
         w = windows_for(p, sp)
-        B, H, W = x.shape
+        B, H0, W0 = x.shape
+        cr, cc = w.cell
+        x = F.pad(x, (0, (-W0) % cc, 0, (-H0) % cr))  # whole cells; padding is no-data
+        v = F.pad(v, (0, (-W0) % cc, 0, (-H0) % cr))
+        H, W = x.shape[-2:]
         sea = v.clone()
         if p.land_auto:
             sea &= ~auto_land(x, v, p, w)
+        md = sea & (x > 0)
         lx = torch.log(x.double().clamp(min=1e-30))
-        m, var, n = ring_stats(x, sea, w.guard, w.outer)
-        testable = sea & (n >= p.min_bg_fraction)
-        hit1 = testable & (lx > m + lut_interp_v(var, self._v, self._h))
-        bg = sea & ~dilate(hit1, *w.merge)
-        m, var, n = ring_stats(x, bg, w.guard, w.outer)
-        testable = sea & (n >= p.min_bg_fraction)
-        strong = testable & (lx > m + lut_interp_v(var, self._v, self._h))
-        ext = testable & (lx > m + lut_interp_v(var, self._v, self._h_ext))
-        mean = torch.exp(m + lut_interp_v(var, self._v, self._c))  # background mean intensity
-        del var, n, hit1, bg, lx
-        det = objects(x, ext, strong, mean, sp, w, p, v)
+        ys = target_mean(x, sea, w.target)
+        ly = torch.log(ys.clamp(min=1e-30))
+        frame = cell_sums(F.pad(torch.ones(H0, W0, dtype=torch.float64, device=x.device),
+                                (0, W - W0, 0, H - H0)), w.cell)
+        lut = lambda var, tab: lut_interp_v(var, self._v, tab)  # noqa: E731
+
+        def stats(mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            mk = mask.double()
+            lxm, lym = lx * mk, ly * mk
+            cs = cell_sums(torch.stack([mk, lxm, lxm * lx, lym, lym * ly]), w.cell)
+            mx, vx, n = cell_ring_stats(cs[:3], frame, w)
+            my, vy, _ = cell_ring_stats(cs[[0, 3, 4]], frame, w)
+            return mx, vx, my, vy, n
+
+        # pass 1 (all sea), then pass 2 with pass-1 detections censored from the background
+        mx, vx, my, vy, n = stats(md)
+        testable = sea & upsample_cells(n >= p.min_bg_fraction, w.cell)
+        hit1 = testable & exceeds(ly, my + lut(vy, self._h), w.cell)
+        mx, vx, my, vy, n = stats(md & ~dilate(hit1, *w.merge))
+        testable = sea & upsample_cells(n >= p.min_bg_fraction, w.cell)
+        strong = testable & exceeds(ly, my + lut(vy, self._h), w.cell)
+        ext = testable & exceeds(lx, mx + lut(vx, self._h_ext), w.cell)
+        mean = torch.exp(mx + lut(vx, self._c))  # background mean intensity per cell
+        del vx, vy, n, hit1, lx, ly
+        det = objects(x, ys, ext, strong, mean, sp, w, p, v)
         out: list[list[Detection]] = [[] for _ in range(B)]
         if det is None:
             return out
@@ -492,7 +581,7 @@ class CfarDetector:
         return x, v, sp
 
 
-def objects(x: torch.Tensor, ext: torch.Tensor, strong: torch.Tensor, mean: torch.Tensor,
+def objects(x: torch.Tensor, ys: torch.Tensor, ext: torch.Tensor, strong: torch.Tensor, mean: torch.Tensor,
             sp: tuple[float, float], w: Windows, p: CfarParams, valid: torch.Tensor
             ) -> tuple[torch.Tensor, dict[str, np.ndarray]] | None:
     """Hysteresis components (extent pixels holding a detection), merged across small gaps."""
@@ -517,7 +606,7 @@ def objects(x: torch.Tensor, ext: torch.Tensor, strong: torch.Tensor, mean: torc
     _, klab = torch.unique(klab_g, return_inverse=True)
     k2 = int(klab.max().item()) + 1
     xs = x  # no-data already zeroed in _prepare
-    return object_table(x, xs, kidx, klab, k2, strong, mean, sp, w, p)
+    return object_table(x, xs, ys, kidx, klab, k2, strong, mean, sp, w, p)
 
 
 def _spacing(spacing_m: object) -> tuple[float, float]:

@@ -39,7 +39,7 @@ from detectors.types import LIFEBOAT_MAX_LENGTH_M, Detection
 TABLE_FIELDS = (
     "n_px", "n_strong", "row", "col", "peak", "peak_row", "peak_col", "bg_mean",
     "length_m", "width_m", "heading_deg", "row_min", "row_max", "col_min", "col_max",
-    "bright_col", "bright_row", "mean_int",
+    "bright_col", "bright_row", "mean_int", "peak_tw",
 )
 
 
@@ -128,6 +128,7 @@ def discriminate(table: dict[str, np.ndarray], *, spacing_m: tuple[float, float]
             heading_deg=round(heading % 180.0, 1), area_m2=round(area, 2),
             attrs={"peak_db": round(peak_db, 2), "contrast_db": round(contrast, 2),
                    "mean_contrast_db": round(10.0 * math.log10(max(float(table["mean_int"][i]), 1e-30) / bg), 2),
+                   "tw_contrast_db": round(10.0 * math.log10(max(float(table["peak_tw"][i]), 1e-30) / bg), 2),
                    "n_px": float(n_px), "length_measured_m": round(float(table["length_m"][i]), 2)},
         ))
     return out

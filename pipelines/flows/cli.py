@@ -85,3 +85,43 @@ def deliver_alerts_cmd(
     from pipelines.flows.ground import deliver_alerts
 
     _finish(deliver_alerts(str(inbox), str(store), deliver=deliver, max_seconds=max_seconds, return_state=True))
+
+
+@flows_app.command("onboard-pass")
+def onboard_pass_cmd(
+    inbox: Annotated[Path, typer.Argument(help="Onboard inbox: collects (scene bundles) waiting to be processed.")] = Path("sample_scenes"),
+    queue: Annotated[Path, typer.Option(help="Persistent downlink queue (SQLite).")] = Path("out/onboard/queue.sqlite"),
+    energy_wh: Annotated[Optional[float], typer.Option(help="Energy processing may use (default: charge above the DoD floor).")] = None,
+    state_of_charge: Annotated[Optional[float], typer.Option(help="Battery state of charge, 0-1 (default: the config's initial_soc).")] = None,
+    node_config: Annotated[Optional[Path], typer.Option(help="Node config (.json/.toml).")] = None,
+    detectors: Annotated[Optional[list[str]], typer.Option("--detectors", "-d", help="Detector names, comma-separated.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (cuda:N).")] = "auto",
+) -> None:
+    """Process affordable collects and queue their alerts (+ scene headers) for downlink."""
+    from pipelines.flows.onboard import onboard_pass
+
+    _finish(onboard_pass(str(inbox), str(queue), energy_wh=energy_wh, state_of_charge=state_of_charge,
+                         node_config=str(node_config) if node_config else None, detectors=_split(detectors),
+                         device=device, return_state=True))
+
+
+@flows_app.command("downlink-contact")
+def downlink_contact_cmd(
+    queue: Annotated[Path, typer.Option(help="Persistent downlink queue (SQLite).")] = Path("out/onboard/queue.sqlite"),
+    ground_inbox: Annotated[Path, typer.Option(help="Folder the downlink files are written to.")] = Path("out/downlink"),
+    duration_s: Annotated[float, typer.Option(help="Contact duration in seconds.")] = 300.0,
+    link: Annotated[str, typer.Option(help="xband | relay.")] = "xband",
+    rate_bps: Annotated[Optional[float], typer.Option(help="Override the link rate (bit/s).")] = None,
+    ber: Annotated[float, typer.Option(help="Bit error rate of the simulated channel.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Channel seed.")] = 0,
+    ground_store: Annotated[Optional[Path], typer.Option(help="Ingest each round into this ground store and ack at once.")] = None,
+    ack_file: Annotated[Optional[Path], typer.Option(help="Read acks written by `ground ingest --ack-file` first.")] = None,
+    node_config: Annotated[Optional[Path], typer.Option(help="Node config (.json/.toml).")] = None,
+) -> None:
+    """One contact: send queued packets, write downlink files, apply the ground's acks."""
+    from pipelines.flows.onboard import downlink_contact
+
+    _finish(downlink_contact(str(queue), str(ground_inbox), duration_s=duration_s, link=link,  # type: ignore[arg-type]
+                             rate_bps=rate_bps, node_config=str(node_config) if node_config else None, ber=ber,
+                             seed=seed, ground_store=str(ground_store) if ground_store else None,
+                             ack_file=str(ack_file) if ack_file else None, return_state=True))

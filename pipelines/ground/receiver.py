@@ -1,24 +1,46 @@
 """Ground receiver: downlinked CCSDS space packets (or GeoJSON) in, stored alerts and acks out.
 
-Why it acks only after the commit: the ack lets the spacecraft's downlink queue drop an alert for
-good, so it must never leave the ground before the alert is durable in the store. Corrupt packets
+Why it acks only after the commit: the ack lets the spacecraft's downlink queue drop an item for
+good, so it must never leave the ground before the item is durable in the store. Corrupt packets
 (CRC failure, truncation) are counted and reported but neither stored nor acked, so the downlink
 sends them again. Duplicates (the same ``alert_id`` downlinked twice, e.g. because an ack was lost)
 are acked again and stored once.
+
+Scene headers (APID 0x100) give alerts their scene stem and detector names. The receiver keeps a
+scene table that lives in the store (``scenes`` table), so a header received in one pass -- or by
+an earlier process -- resolves alert packets of later passes. Headers are acked as
+``scene:<key hex>`` (the downlink queue's item id). An alert packet whose header has not arrived
+yet is handled by ``unresolved``:
+
+* ``"hold"`` (what the onboard link flows use): the alert is stored durably in ``held_alerts`` and
+  acked -- nothing is lost and nothing is re-sent -- but it is neither an alert nor delivered until
+  its header arrives; then it is released with its real scene name in the header's transaction.
+  No subscriber ever sees a placeholder name. The cost: a sender that never sends headers never
+  gets its alerts delivered (``held_count`` / the ``alerts_held`` counter show it).
+* ``"placeholder"`` (default, backwards compatible with header-less senders such as
+  ``alerts_to_packets(alerts)``): stored at once as ``scene-<key hex>``, renamed in place when the
+  header arrives. Webhooks already sent keep the placeholder name; later ones carry the real name
+  (payloads are built from the stored feature at send time).
+
+Byte streams (a pass file, stdin) go through :class:`~pipelines.alerts.packets.PacketStream`, which
+resynchronises after a corrupt packet: a flipped bit in a length field costs that packet only,
+not every packet after it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from pipelines.alerts.model import Alert
-from pipelines.errors import AlertError, GroundError, PacketError
-from pipelines.ground.store import AlertStore
+from pipelines.alerts.packets import DecodedPacket, PacketStream, SceneTable, decode_packet
+from pipelines.errors import AlertError, GroundError
+from pipelines.ground.store import AlertStore, resolve_alert
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +48,21 @@ log = logging.getLogger(__name__)
 PRIMARY_HEADER_LEN = 6
 MAX_ERRORS_KEPT = 50
 GEOJSON_SUFFIXES = (".geojson", ".json")
+UNRESOLVED_POLICIES = ("placeholder", "hold")
+_PLACEHOLDER = re.compile(r"scene-([0-9a-f]{8})")
 
 AckCallback = Callable[[list[str]], None]
+Unresolved = Literal["placeholder", "hold"]
+
+
+def scene_ack_id(scene_key: int) -> str:
+    """Ack id of a scene header: the downlink queue's item id (``pipelines.downlink.link.ack_id``)."""
+    return f"scene:{scene_key:08x}"
 
 
 @dataclass(slots=True)
 class IngestReport:
-    """What one receive call did; ``acked`` are the alert ids safe for the downlink to drop."""
+    """What one receive call did; ``acked`` are the item ids safe for the downlink to drop."""
 
     source: str = ""
     packets: int = 0
@@ -43,15 +73,21 @@ class IngestReport:
     deliveries: int = 0
     acked: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Scene headers received / stored for the first time.
+    scene_headers: int = 0
+    scenes_new: int = 0
+    #: Alerts held for their header; held alerts released (and placeholder alerts renamed) now.
+    held: int = 0
+    released: int = 0
+    renamed: int = 0
+    #: Valid packets this receiver does not store (thumbnail segments): not acked.
+    ignored: int = 0
 
     def add(self, other: "IngestReport") -> None:
         """Fold another report into this one (a folder of files -> one report)."""
-        self.packets += other.packets
-        self.corrupt += other.corrupt
-        self.alerts += other.alerts
-        self.stored += other.stored
-        self.duplicates += other.duplicates
-        self.deliveries += other.deliveries
+        for name in ("packets", "corrupt", "alerts", "stored", "duplicates", "deliveries", "scene_headers",
+                     "scenes_new", "held", "released", "renamed", "ignored"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         self.acked.extend(other.acked)
         self.errors.extend(other.errors[: max(0, MAX_ERRORS_KEPT - len(self.errors))])
 
@@ -59,14 +95,21 @@ class IngestReport:
         """JSON-friendly summary (acked ids as a count: there may be millions)."""
         return {"source": self.source, "packets": self.packets, "corrupt": self.corrupt, "alerts": self.alerts,
                 "stored": self.stored, "duplicates": self.duplicates, "deliveries": self.deliveries,
-                "acked": len(self.acked), "errors": self.errors}
+                "acked": len(self.acked), "errors": self.errors, "scene_headers": self.scene_headers,
+                "scenes_new": self.scenes_new, "held": self.held, "released": self.released,
+                "renamed": self.renamed, "ignored": self.ignored}
+
+    def _error(self, msg: str) -> None:
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(msg)
 
 
 def split_frames(buf: bytes | bytearray | memoryview) -> tuple[list[bytes], int]:
-    """Cut concatenated space packets at their length fields.
+    """Cut concatenated space packets at their length fields (no resynchronisation).
 
-    Returns the complete packets and how many bytes they used; an incomplete tail is left for
-    the next read (a stream) or reported as truncated (a file).
+    Returns the complete packets and how many bytes they used. Kept for callers that frame
+    packets themselves; the receiver reads byte streams with ``PacketStream`` instead, because a
+    corrupted length field here would shift every later packet.
     """
     out: list[bytes] = []
     mv = memoryview(buf)
@@ -80,88 +123,130 @@ def split_frames(buf: bytes | bytearray | memoryview) -> tuple[list[bytes], int]
     return out, pos
 
 
-def _decode(packet: bytes) -> Alert:
-    """One packet -> Alert, through pipelines.alerts.packets (the encoding's owner)."""
-    from pipelines.alerts.packets import decode_packet
-
-    res = decode_packet(packet)
-    if isinstance(res, Alert):
-        return res
-    alert = getattr(res, "alert", None)
-    if isinstance(alert, Alert):
-        return alert
-    if isinstance(res, tuple) and res and isinstance(res[0], Alert):
-        return res[0]
-    raise PacketError(f"decode_packet returned {type(res).__name__}, not an Alert")
-
-
 class Receiver:
-    """Decodes, validates, de-duplicates and stores alerts; calls ``on_ack`` after each commit."""
+    """Decodes, validates, de-duplicates and stores alerts and scene headers; calls ``on_ack`` after each commit."""
 
-    def __init__(self, store: AlertStore, on_ack: AckCallback | None = None, batch_size: int = 5000) -> None:
+    def __init__(self, store: AlertStore, on_ack: AckCallback | None = None, batch_size: int = 5000,
+                 unresolved: Unresolved = "placeholder") -> None:
         if batch_size < 1:
             raise GroundError(f"batch_size must be >= 1, got {batch_size}")
+        if unresolved not in UNRESOLVED_POLICIES:
+            raise GroundError(f"unresolved must be one of {UNRESOLVED_POLICIES}, got {unresolved!r}")
         self.store = store
         self.on_ack = on_ack
         self.batch_size = batch_size
+        self.unresolved = unresolved
+        #: Scene table shared with every PacketStream of this receiver; loaded from the store.
+        self.scenes: SceneTable = store.scene_headers()
 
     # --- core -------------------------------------------------------------------------------
-    def _commit(self, alerts: list[Alert], report: IngestReport, packets: int, corrupt: int) -> None:
+    def _placeholder_key(self, alert: Alert) -> int | None:
+        """The scene key of an alert decoded without its header (None: it has a real name)."""
+        m = _PLACEHOLDER.fullmatch(alert.scene)
+        if m is None or any(h.scene == alert.scene for h in self.scenes.values()):
+            return None
+        return int(m.group(1), 16)
+
+    def _commit(self, decoded: list[DecodedPacket], report: IngestReport, packets: int, corrupt: int,
+                features: list[Alert] | None = None) -> None:
+        """Store one batch (headers, alerts, held alerts; ``features``: GeoJSON alerts) and ack it."""
         counters = {"packets_received": packets, "packets_corrupt": corrupt}
-        if alerts:
-            res = self.store.add_alerts(alerts, source=report.source, counters=counters)
-            report.stored += len(res.new)
-            report.duplicates += len(res.duplicates)
-            report.deliveries += res.deliveries
-            ids = list(dict.fromkeys(a.alert_id for a in alerts))
-            report.acked.extend(ids)
-            if self.on_ack is not None:
-                self.on_ack(ids)  # only now: the alerts are committed
-        elif packets or corrupt:
-            self.store.bump(**counters)
+        alerts: list[Alert] = list(features or [])
+        held: list[tuple[int, Alert]] = []
+        scenes = []
+        for d in decoded:
+            if d.scene is not None:
+                scenes.append(d.scene)
+                report.scene_headers += 1
+            elif d.alert is not None:
+                a = d.alert
+                key = self._placeholder_key(a)
+                if key is not None and key in self.scenes:
+                    a = resolve_alert(a, self.scenes[key])  # header came later in this same batch
+                elif key is not None and self.unresolved == "hold":
+                    held.append((key, a))
+                    continue
+                alerts.append(a)
+            else:
+                report.ignored += 1
+        if not (alerts or held or scenes):
+            if packets or corrupt:
+                self.store.bump(**counters)
+            return
+        try:
+            res = self.store.add_downlink(alerts, scenes, held, source=report.source, counters=counters)
+        except BaseException:
+            self.scenes = self.store.scene_headers()  # forget headers that were not committed
+            raise
+        report.stored += len(res.new)
+        report.duplicates += len(res.duplicates)
+        report.deliveries += res.deliveries
+        report.scenes_new += len(res.scenes_new)
+        report.held += len(res.held)
+        report.released += len(res.released)
+        report.renamed += len(res.fixed)
+        ids = list(dict.fromkeys([*(a.alert_id for a in alerts), *(a.alert_id for _, a in held),
+                                  *(scene_ack_id(h.scene_key) for h in scenes)]))
+        report.acked.extend(ids)
+        if self.on_ack is not None:
+            self.on_ack(ids)  # only now: everything acked is committed
 
     def receive_packets(self, packets: Iterable[bytes], source: str = "packets",
                         report: IngestReport | None = None) -> IngestReport:
-        """Decode individual packets; bad ones are counted in ``report.corrupt`` with a reason."""
+        """Decode individual whole packets; bad ones are counted in ``report.corrupt`` with a reason."""
         rep = report if report is not None else IngestReport(source=source)
-        batch: list[Alert] = []
+        batch: list[DecodedPacket] = []
         n_pk = n_bad = 0
         for pk in packets:
             n_pk += 1
             rep.packets += 1
             try:
-                a = _decode(pk)
-            except (PacketError, AlertError) as exc:
+                d = decode_packet(pk, self.scenes)
+            except AlertError as exc:  # PacketError included
                 n_bad += 1
                 rep.corrupt += 1
-                if len(rep.errors) < MAX_ERRORS_KEPT:
-                    rep.errors.append(f"packet {rep.packets - 1}: {exc}")
+                rep._error(f"packet {rep.packets - 1}: {exc}")
                 log.warning("%s: corrupt packet %d dropped: %s", source, rep.packets - 1, exc)
                 continue
-            batch.append(a)
-            rep.alerts += 1
+            if d.scene is not None:
+                self.scenes[d.scene.scene_key] = d.scene
+            elif d.alert is not None:
+                rep.alerts += 1
+            batch.append(d)
             if len(batch) >= self.batch_size:
                 self._commit(batch, rep, n_pk, n_bad)
                 batch, n_pk, n_bad = [], 0, 0
         self._commit(batch, rep, n_pk, n_bad)
         return rep
 
-    def receive_bytes(self, data: bytes, source: str = "bytes") -> IngestReport:
-        """A whole downlink pass: concatenated packets; a truncated tail counts as one corrupt packet."""
-        frames, used = split_frames(data)
-        rep = self.receive_packets(frames, source)
-        if used < len(data):
-            self._truncated(rep, len(data) - used)
-        return rep
+    def _feed(self, stream: PacketStream, data: bytes, rep: IngestReport, final: bool) -> None:
+        """Push bytes through the resynchronising splitter and commit what came out, in batches."""
+        corrupt0, skipped0 = stream.corrupt, stream.skipped_bytes
+        decoded = stream.feed(data) if data else []
+        tail = 0
+        if final:
+            before = stream.skipped_bytes
+            decoded += stream.close()
+            tail = stream.skipped_bytes - before
+            if tail:
+                rep._error(f"truncated packet or trailing garbage: {tail} bytes at the end")
+        bad = stream.corrupt - corrupt0
+        if bad > (1 if tail else 0):
+            rep._error(f"{bad} corrupt packet(s): {stream.skipped_bytes - skipped0} bytes skipped (CRC/header)")
+            log.warning("%s: %d corrupt packet(s) dropped, %d bytes skipped", rep.source, bad,
+                        stream.skipped_bytes - skipped0)
+        rep.corrupt += bad
+        rep.packets += len(decoded) + bad
+        rep.alerts += sum(1 for d in decoded if d.alert is not None)
+        for i in range(0, max(1, len(decoded)), self.batch_size):
+            chunk = decoded[i:i + self.batch_size]
+            self._commit(chunk, rep, len(chunk) + (bad if i == 0 else 0), bad if i == 0 else 0)
 
-    def _truncated(self, rep: IngestReport, nbytes: int) -> None:
-        rep.packets += 1
-        rep.corrupt += 1
-        msg = f"truncated packet: {nbytes} trailing bytes"
-        if len(rep.errors) < MAX_ERRORS_KEPT:
-            rep.errors.append(msg)
-        log.warning("%s: %s", rep.source, msg)
-        self.store.bump(packets_received=1, packets_corrupt=1)
+    def receive_bytes(self, data: bytes, source: str = "bytes") -> IngestReport:
+        """A whole downlink pass: concatenated packets; corrupt ones skipped, a truncated tail counted."""
+        rep = IngestReport(source=source)
+        self._feed(PacketStream(self.scenes), data, rep, final=True)
+        return rep
 
     def receive_stream(self, stream: BinaryIO, source: str = "stream", chunk_size: int = 1 << 16) -> IngestReport:
         """Read packets as they arrive (pipe, socket file, growing file) until EOF.
@@ -170,19 +255,14 @@ class Receiver:
         with sub-read latency while a fast file still gets large transactions.
         """
         rep = IngestReport(source=source)
-        buf = bytearray()
+        ps = PacketStream(self.scenes)
         read = getattr(stream, "read1", stream.read)
         while True:
             chunk = read(chunk_size)
             if not chunk:
                 break
-            buf += chunk
-            frames, used = split_frames(buf)
-            if frames:
-                del buf[:used]
-                self.receive_packets(frames, source, rep)
-        if buf:
-            self._truncated(rep, len(buf))
+            self._feed(ps, chunk, rep, final=False)
+        self._feed(ps, b"", rep, final=True)
         return rep
 
     # --- GeoJSON ----------------------------------------------------------------------------
@@ -216,11 +296,11 @@ class Receiver:
                 continue
             if len(batch) >= self.batch_size:
                 rep.alerts += len(batch)
-                self._commit(batch, rep, 0, 0)
+                self._commit([], rep, 0, 0, features=batch)
                 batch = []
         rep.alerts += len(batch)
         rep.corrupt += bad
-        self._commit(batch, rep, 0, 0)
+        self._commit([], rep, 0, 0, features=batch)
         if bad:
             self.store.bump(features_invalid=bad)
         return rep

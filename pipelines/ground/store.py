@@ -19,13 +19,15 @@ import logging
 import math
 import sqlite3
 import time
+from datetime import datetime
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pipelines.alerts.model import KINDS, Alert
+from pipelines.alerts.packets import SceneHeader
 from pipelines.errors import StoreError, SubscriberError
 from pipelines.ground.signing import secret_key
 
@@ -86,6 +88,17 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS ingested_files (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ingested_at REAL NOT NULL
 );
+-- Scene headers (APID 0x100) as received: key -> stem, acquisition time, detector names.
+CREATE TABLE IF NOT EXISTS scenes (
+    scene_key INTEGER PRIMARY KEY, scene TEXT NOT NULL, acquired TEXT NOT NULL, detectors TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+-- Alerts that arrived before their scene header (held: durable and acked, not yet delivered).
+CREATE TABLE IF NOT EXISTS held_alerts (
+    alert_id TEXT PRIMARY KEY, scene_key INTEGER NOT NULL, feature TEXT NOT NULL, source TEXT,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS held_alerts_scene ON held_alerts (scene_key);
 """
 
 
@@ -165,6 +178,36 @@ class AddResult:
     new: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     deliveries: int = 0
+    #: Scene keys whose header was stored for the first time by this batch.
+    scenes_new: list[int] = field(default_factory=list)
+    #: Alerts held because their scene header has not arrived yet (durable, not delivered).
+    held: list[str] = field(default_factory=list)
+    #: Held alerts released (resolved and stored) because their header arrived in this batch.
+    released: list[str] = field(default_factory=list)
+    #: Stored placeholder-scene alerts renamed because their header arrived in this batch.
+    fixed: list[str] = field(default_factory=list)
+
+
+def placeholder_scene(scene_key: int) -> str:
+    """The scene name :mod:`pipelines.alerts.packets` gives an alert decoded without its header."""
+    return f"scene-{scene_key:08x}"
+
+
+def resolve_alert(alert: Alert, header: SceneHeader) -> Alert:
+    """An alert decoded without its scene header, with the header's stem and detector name applied.
+
+    Only placeholder names are replaced: the packet itself carries the acquisition time, and an
+    alert that already has a real scene name is returned unchanged.
+    """
+    if alert.scene != placeholder_scene(header.scene_key):
+        return alert
+    det = alert.detector
+    if det.startswith("detector-"):
+        try:
+            det = header.detectors.get(int(det[len("detector-"):], 16), det)
+        except ValueError:
+            pass
+    return replace(alert, scene=header.scene, detector=det)
 
 
 @dataclass(slots=True)
@@ -357,17 +400,43 @@ class AlertStore:
         as duplicates and change nothing. ``counters`` are added in the same transaction so that
         the totals never disagree with the data after a crash.
         """
+        return self.add_downlink(alerts, source=source, now=now, counters=counters)
+
+    def add_downlink(self, alerts: Iterable[Alert] = (), scenes: Iterable[SceneHeader] = (),
+                     held: Iterable[tuple[int, Alert]] = (), source: str | None = None, now: float | None = None,
+                     counters: dict[str, int] | None = None) -> AddResult:
+        """One received batch -- scene headers, resolved alerts, alerts awaiting a header -- in ONE transaction.
+
+        Why one transaction: the receiver acknowledges everything in the batch right after this
+        returns, so headers, alerts and held alerts must become durable together or not at all.
+        Order inside it: new scene headers first (renaming stored placeholder alerts and releasing
+        held alerts of those scenes), then ``alerts``, then ``held`` ((scene_key, alert) pairs
+        decoded without a header; held unless the header is in the store by now).
+        """
         now = time.time() if now is None else now
-        batch: dict[str, Alert] = {}
         result = AddResult()
-        for a in alerts:
-            if a.alert_id in batch:
-                result.duplicates.append(a.alert_id)
-            else:
-                batch[a.alert_id] = a
         self._begin()
         try:
-            seen = self.existing_ids(list(batch))
+            released = self._add_scenes(list(scenes), result, now)
+            batch: dict[str, Alert] = {}
+            for a in [*alerts, *released]:
+                if a.alert_id in batch:
+                    result.duplicates.append(a.alert_id)
+                else:
+                    batch[a.alert_id] = a
+            hold: dict[str, tuple[int, Alert]] = {}
+            for key, a in held:
+                if a.alert_id in batch or a.alert_id in hold:
+                    result.duplicates.append(a.alert_id)
+                else:
+                    hold[a.alert_id] = (key, a)
+            seen = self.existing_ids(list(batch) + list(hold)) | self.held_ids(list(batch) + list(hold))
+            # Held alerts whose header is in the store by now (another receiver stored it): resolve.
+            known = self.scene_headers([k for k, _ in hold.values()])
+            for aid, (key, a) in list(hold.items()):
+                if aid not in seen and key in known:
+                    batch[aid] = resolve_alert(a, known[key])
+                    del hold[aid]
             rows, fan = [], []
             for aid, a in batch.items():
                 if aid in seen:
@@ -384,8 +453,21 @@ class AlertStore:
                     "INSERT INTO alerts (alert_id, kind, score, lon, lat, acquired, scene, feature, source,"
                     " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
                 result.deliveries = self._fan_out(fan, self.subscribers(active_only=True), now)
+            held_rows = []
+            for aid, (key, a) in hold.items():
+                if aid in seen:
+                    result.duplicates.append(aid)
+                    continue
+                held_rows.append((aid, int(key), json.dumps(a.to_feature(), separators=(",", ":")), source, now))
+                result.held.append(aid)
+            if held_rows:
+                self.conn.executemany("INSERT INTO held_alerts VALUES (?, ?, ?, ?, ?)", held_rows)
             self._bump("alerts_stored", len(result.new))
             self._bump("alerts_duplicate", len(result.duplicates))
+            self._bump("scenes_stored", len(result.scenes_new))
+            self._bump("alerts_held", len(result.held))
+            self._bump("alerts_released", len(result.released))
+            self._bump("alerts_renamed", len(result.fixed))
             for k, v in (counters or {}).items():
                 self._bump(k, v)
             self.conn.execute("COMMIT")
@@ -393,6 +475,60 @@ class AlertStore:
             self.conn.execute("ROLLBACK")
             raise
         return result
+
+    def _add_scenes(self, scenes: list[SceneHeader], result: AddResult, now: float) -> list[Alert]:
+        """Insert new scene headers; rename their placeholder alerts; return their held alerts, resolved."""
+        released: list[Alert] = []
+        for h in scenes:
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO scenes VALUES (?, ?, ?, ?, ?)",
+                (h.scene_key, h.scene, h.acquired.isoformat(), json.dumps({str(k): v for k, v in h.detectors.items()}),
+                 now))
+            if cur.rowcount != 1:
+                continue  # header repeated by the downlink: nothing new
+            result.scenes_new.append(h.scene_key)
+            for aid, feature in self.conn.execute("SELECT alert_id, feature FROM alerts WHERE scene = ?",
+                                                  (placeholder_scene(h.scene_key),)).fetchall():
+                a = resolve_alert(Alert.from_feature(json.loads(feature)), h)
+                self.conn.execute("UPDATE alerts SET scene = ?, feature = ? WHERE alert_id = ?",
+                                  (a.scene, json.dumps(a.to_feature(), separators=(",", ":")), aid))
+                result.fixed.append(aid)
+            rows = self.conn.execute("SELECT alert_id, feature FROM held_alerts WHERE scene_key = ?",
+                                     (h.scene_key,)).fetchall()
+            if rows:
+                self.conn.execute("DELETE FROM held_alerts WHERE scene_key = ?", (h.scene_key,))
+                for aid, feature in rows:
+                    released.append(resolve_alert(Alert.from_feature(json.loads(feature)), h))
+                    result.released.append(aid)
+        return released
+
+    def held_ids(self, alert_ids: Sequence[str]) -> set[str]:
+        """Which of these alert ids are held waiting for their scene header."""
+        found: set[str] = set()
+        for chunk in _chunks(list(alert_ids), _CHUNK):
+            q = f"SELECT alert_id FROM held_alerts WHERE alert_id IN ({','.join('?' * len(chunk))})"
+            found.update(r[0] for r in self.conn.execute(q, tuple(chunk)))
+        return found
+
+    def held_count(self) -> int:
+        """Alerts stored durably but waiting for their scene header (not delivered yet)."""
+        return int(self.conn.execute("SELECT COUNT(*) FROM held_alerts").fetchone()[0])
+
+    def scene_headers(self, keys: Sequence[int] | None = None) -> dict[int, SceneHeader]:
+        """Stored scene headers (all, or these keys): the receiver's scene table across restarts."""
+        if keys is None:
+            rows = self.conn.execute("SELECT scene_key, scene, acquired, detectors FROM scenes").fetchall()
+        else:
+            rows = []
+            for chunk in _chunks(sorted(set(keys)), _CHUNK):
+                q = (f"SELECT scene_key, scene, acquired, detectors FROM scenes"
+                     f" WHERE scene_key IN ({','.join('?' * len(chunk))})")
+                rows.extend(self.conn.execute(q, tuple(chunk)).fetchall())
+        out: dict[int, SceneHeader] = {}
+        for key, scene, acquired, dets in rows:
+            out[int(key)] = SceneHeader(scene_key=int(key), scene=scene, acquired=datetime.fromisoformat(acquired),
+                                        detectors={int(k): v for k, v in json.loads(dets).items()})
+        return out
 
     def alert(self, alert_id: str) -> Alert:
         """One stored alert, rebuilt from its GeoJSON Feature."""

@@ -1,0 +1,434 @@
+"""Learned active-fire detector: a tiny fully-convolutional network on the two SWIR bands.
+
+Why a model next to the published rules (:mod:`detectors.fire.rules`): the rules' fixed
+thresholds (e.g. Schroeder's rho7 > 0.5 or R75 > 1.8) were chosen to keep commission errors
+low on the whole globe and so they miss the weaker, sub-pixel flaming and smouldering edge of
+a front. A small network that looks at a pixel *and its surroundings* can estimate the
+background each pixel would have without fire and flag the fire-emitted excess, outlining the
+whole front while still rejecting look-alikes.
+
+Inputs - ``swir16`` and ``swir22`` only (in that order), top-of-atmosphere reflectance 0..1:
+
+* These two bands exist with (almost) the same wavelengths on Landsat-8/9 OLI (B6, B7) and
+  Sentinel-2 MSI (B11, B12), so one model serves both sensors and any reduced band set that
+  keeps them (the real BC Sentinel-2 scene ships only B9, B11, B12).
+* The fire signal lives in them: a 600-1200 K sub-pixel fire adds 4-20x more reflectance-
+  equivalent signal at 2.2 um than at 1.6 um (Planck's law divided by the solar irradiance),
+  whereas every look-alike is a *reflector* - bright roofs, hot bare soil, sun glint and cloud
+  edges raise both SWIR bands by similar amounts (roof, soil, glint) or raise 1.6 um more
+  (cloud). The ratio of the local excesses separates them without any visible band.
+* NIR is deliberately not used. On Sentinel-2 the only NIR band in the reduced set is B9
+  (945 nm), a water-vapour absorption band whose level depends on the atmosphere (about 0.14
+  on our generated tiles, 0.47 median on the real BC scene): a model keyed to it would learn
+  the generator's water vapour, not fires. Fire adds almost nothing at 0.86-0.95 um anyway.
+
+Normalisation (inside the network, so the ONNX file carries it): inputs clamped to
+[-0.05, 4]; features = s16, s22, s22 - s16, ln((s22 + 0.02) / (s16 + 0.02)), the pixel minus
+its 15 x 15 mean in each band, the cover-matched excess s22 - s16 * mean15(s22) / mean15(s16)
+and mean15(s22); reflectance-like features are multiplied by 5 (0.2 -> 1). Then three 3 x 3
+convolutions (the middle one dilated by 2) and a 1 x 1 head; no down-sampling, so any tile
+size works and the receptive field is fixed: :data:`RECEPTIVE_HALF` = 11 px.
+
+Outputs. ``confidence`` is the network's fire probability (0 outside the mask); ``mask`` is
+probability >= the threshold stored with the weights (chosen on validation seeds, see
+``detectors/training/train_fire.py``); ``intensity`` is swir22 minus the mean swir22 of the
+non-fire pixels in a 31 x 31 window - the same SWIR-excess proxy as the rules detector.
+
+Weights ship in ``detectors/weights/fire_unet.pt`` (torch) and ``fire_unet.onnx``
+(onnxruntime); both are checked against their sha256 before use (:class:`WeightsError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from detectors.errors import DetectorInputError, MissingBandError, WeightsError
+from detectors.registry import register
+from detectors.types import FireMap
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "orbitwatch-fire-learned"
+MODEL_VERSION = "1.0.0"
+#: Input bands, in the network's channel order (stored in the ONNX metadata too).
+BANDS: tuple[str, ...] = ("swir16", "swir22")
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+PT_FILE = WEIGHTS_DIR / "fire_unet.pt"
+ONNX_FILE = WEIGHTS_DIR / "fire_unet.onnx"
+SUMS_FILE = WEIGHTS_DIR / "SHA256SUMS"
+ONNX_INPUT = "bands"
+ONNX_OUTPUT = "fire_probability"
+
+CONTEXT_KERNEL = 15  # background mean window (px)
+INTENSITY_HALF = 15  # 31 x 31 background for the intensity proxy
+#: Pixels each side that influence one output pixel: 7 (15 x 15 mean) + 1 + 2 + 1 (convs).
+RECEPTIVE_HALF = CONTEXT_KERNEL // 2 + 1 + 2 + 1
+NORMALISATION = ("clamp(-0.05, 4); features [s16, s22, s22-s16, ln((s22+0.02)/(s16+0.02)), "
+                 "s16-mean15(s16), s22-mean15(s22), s22-s16*mean15(s22)/mean15(s16), mean15(s22)]; "
+                 "reflectance features x5; learned affine per feature (batch-norm, eval mode)")
+_MAX_MEDIAN_REFLECTANCE = 1.5
+_MIN_REFLECTANCE = -0.05
+_CHUNK = 1 << 20
+
+
+class FireNet(nn.Module):
+    """~12k-parameter fully-convolutional fire/no-fire network (see the module docstring).
+
+    ``forward`` returns logits (training uses them with BCE); :class:`FireProb` wraps it with
+    the sigmoid for export and inference.
+    """
+
+    def __init__(self, width: int = 24) -> None:
+        super().__init__()
+        self.width = width
+        self.norm = nn.BatchNorm2d(8)
+        self.body = nn.Sequential(
+            nn.Conv2d(8, width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(width, 1, 1),
+        )
+
+    @staticmethod
+    def features(x: torch.Tensor) -> torch.Tensor:
+        """(B, 2, H, W) reflectance [swir16, swir22] -> (B, 8, H, W) brightness-robust features."""
+        x = x.clamp(-0.05, 4.0)
+        s16, s22 = x[:, 0:1], x[:, 1:2]
+        k = CONTEXT_KERNEL
+        a16 = F.avg_pool2d(s16, k, stride=1, padding=k // 2, count_include_pad=False)
+        a22 = F.avg_pool2d(s22, k, stride=1, padding=k // 2, count_include_pad=False)
+        ratio_bg = (a22 + 0.01) / (a16 + 0.01)
+        feats = [s16, s22, s22 - s16, s16 - a16, s22 - a22, s22 - s16 * ratio_bg, a22]
+        out = torch.cat([f * 5.0 for f in feats[:3]]
+                        + [torch.log((s22 + 0.02) / (s16 + 0.02))]
+                        + [f * 5.0 for f in feats[3:]], dim=1)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.norm(self.features(x)))
+
+
+class FireProb(nn.Module):
+    """FireNet + sigmoid: (batch, 2, height, width) -> (batch, 1, height, width) probability."""
+
+    def __init__(self, net: FireNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(x))
+
+
+# ---------------------------------------------------------------------------- weights
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks (weights may be read on a small flight computer)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def expected_sha256(path: Path) -> str | None:
+    """The recorded checksum of ``path``: its line in the folder's ``SHA256SUMS`` (``sha256sum``
+    format), else the first word of ``<file>.sha256``; None when neither records it."""
+    path = Path(path)
+    sums = path.parent / "SHA256SUMS"
+    if sums.is_file():
+        for line in sums.read_text().splitlines():
+            parts = line.strip().split()
+            if len(parts) >= 2 and parts[-1].lstrip("*") == path.name:
+                return parts[0].lower()
+    side = path.with_name(path.name + ".sha256")
+    if side.is_file():
+        words = side.read_text().split()
+        if words:
+            return words[0].lower()
+    return None
+
+
+def verify_weights(path: Path, sha256: str | None = None) -> Path:
+    """Refuse weights that are missing, unrecorded or whose sha256 differs from the record.
+
+    Why strict: a flipped bit in an uplinked weight file silently changes what fires are
+    reported; the checksum turns that into a loud error before anything runs.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"fire-learned: weights file {path} does not exist "
+                           "(run `python -m detectors.training.train_fire --seed 0`)")
+    want = (sha256 or expected_sha256(path) or "").lower()
+    if not want:
+        raise WeightsError(f"fire-learned: no sha256 recorded for {path} (pass sha256=..., or add it to "
+                           f"{path.parent / 'SHA256SUMS'} or {path.name}.sha256)")
+    got = sha256_file(path)
+    if got != want:
+        raise WeightsError(f"fire-learned: sha256 mismatch for {path}: expected {want}, got {got}")
+    return path
+
+
+def load_checkpoint(path: Path, sha256: str | None = None) -> tuple[FireNet, dict[str, Any]]:
+    """Verified FireNet (eval mode, CPU) and its metadata dict from a ``.pt`` checkpoint."""
+    verify_weights(path, sha256)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        meta = dict(ckpt["meta"])
+        net = FireNet(width=int(meta.get("width", 24)))
+        net.load_state_dict(ckpt["state_dict"])
+    except Exception as exc:  # unreadable / wrong layout: still a weights problem for the caller
+        raise WeightsError(f"fire-learned: cannot load {path}: {exc}") from exc
+    net.eval()
+    return net, meta
+
+
+# ---------------------------------------------------------------------------- onnxruntime
+def _ort_session(path: Path, device: torch.device) -> Any:
+    """An onnxruntime session; providers TensorRT, CUDA, then CPU on a CUDA device, CPU otherwise.
+
+    Uses :func:`detectors.onnx_runtime.make_session` when the shared helper exists, else the
+    same provider order inline (so this module does not depend on its landing first).
+    """
+    try:
+        from detectors.onnx_runtime import make_session  # type: ignore[import-not-found]
+    except ImportError:
+        make_session = None
+    if make_session is not None:
+        return make_session(path, device)
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise WeightsError("fire-learned-onnx: onnxruntime is not installed") from exc
+    avail = set(ort.get_available_providers())
+    providers: list[str] = []
+    if device.type == "cuda":
+        providers += [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in avail]
+    providers.append("CPUExecutionProvider")
+    try:
+        return ort.InferenceSession(str(path), providers=providers)
+    except Exception as exc:
+        raise WeightsError(f"fire-learned-onnx: onnxruntime cannot load {path}: {exc}") from exc
+
+
+def onnx_metadata(path: Path) -> dict[str, str]:
+    """Custom metadata (name, version, bands, normalisation, training data, date...) of an ONNX file."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+# ---------------------------------------------------------------------------- detectors
+def _masked_mean(x: torch.Tensor, keep: torch.Tensor, half: int) -> torch.Tensor:
+    """Mean of ``x`` over ``keep`` pixels in a (2 half + 1)^2 window (0 where none is kept)."""
+    k = 2 * half + 1
+    w = keep.float()[None, None]
+    s = F.avg_pool2d((x * keep.float())[None, None], k, stride=1, padding=half, count_include_pad=True)
+    n = F.avg_pool2d(w, k, stride=1, padding=half, count_include_pad=True)
+    return (s / n.clamp(min=1e-6))[0, 0] * (n[0, 0] > 0)
+
+
+class _LearnedFireBase:
+    """Input checks and post-processing shared by the torch and onnxruntime back-ends."""
+
+    modality: ClassVar[str] = "optical"
+    version: str = MODEL_VERSION
+    name: str = "fire-learned"
+
+    def __init__(self, device: torch.device | str | None, threshold: float | None,
+                 meta: Mapping[str, Any]) -> None:
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.meta = dict(meta)
+        thr = float(meta.get("threshold", 0.5)) if threshold is None else float(threshold)
+        if not (0.0 < thr < 1.0):
+            raise DetectorInputError(f"{self.name}: threshold must be in (0, 1), got {threshold!r}")
+        self.threshold = thr
+        self.bands: tuple[str, ...] = tuple(meta.get("bands", BANDS))
+        if self.bands != BANDS:
+            raise WeightsError(f"{self.name}: weights expect bands {self.bands}, this code feeds {BANDS}")
+
+    def required_overlap_px(self, pixel_size_m: float | tuple[float, float] = 30.0) -> int:
+        """Total overlap between neighbouring tiles so each owned pixel sees its full context.
+
+        The network's receptive field (11 px each side) and the intensity background (15 px)
+        are fixed in pixels, so the pixel size does not change it; the pipeline gives each core
+        pixel ``overlap // 2`` of context, hence twice the larger half-width.
+        """
+        return 2 * max(RECEPTIVE_HALF, INTENSITY_HALF)
+
+    def _prepare(self, bands: Mapping[str, torch.Tensor], valid: torch.Tensor | None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, 2, H, W) float32 input on the device and the bool (H, W) valid mask."""
+        if not isinstance(bands, Mapping):
+            raise DetectorInputError(f"{self.name}: bands must be a mapping name -> (H, W) tensor")
+        missing = [b for b in self.bands if b not in bands]
+        if missing:
+            raise MissingBandError(f"{self.name}: missing band(s) {', '.join(missing)}; the model needs "
+                                   f"{', '.join(self.bands)} (have: {', '.join(sorted(bands)) or 'none'})")
+        chans = []
+        shape: tuple[int, ...] | None = None
+        for name in self.bands:
+            t = bands[name]
+            if not isinstance(t, torch.Tensor):
+                raise DetectorInputError(f"{self.name}: band {name!r} is {type(t).__name__}, not a torch.Tensor")
+            if t.ndim != 2 or min(t.shape) < 1:
+                raise DetectorInputError(f"{self.name}: band {name!r} must be a non-empty (H, W), "
+                                         f"got shape {tuple(t.shape)}")
+            if t.is_complex() or t.dtype == torch.bool:
+                raise DetectorInputError(f"{self.name}: band {name!r} has dtype {t.dtype}; expected real values")
+            if shape is None:
+                shape = tuple(t.shape)
+            elif tuple(t.shape) != shape:
+                raise DetectorInputError(f"{self.name}: band {name!r} has shape {tuple(t.shape)}, others {shape}")
+            chans.append(t.to(self.device, torch.float32))
+        if shape is None:  # only reachable with an empty band list in the weights' metadata
+            raise WeightsError(f"{self.name}: the weights name no input bands")
+        x = torch.stack(chans)
+        if valid is None:
+            ok = torch.ones(shape, dtype=torch.bool, device=self.device)
+        else:
+            if not isinstance(valid, torch.Tensor) or tuple(valid.shape) != shape:
+                raise DetectorInputError(f"{self.name}: valid must be a bool tensor of shape {shape}")
+            ok = valid.to(self.device).bool()
+        bad = (~torch.isfinite(x) | (x < _MIN_REFLECTANCE)).any(0)
+        n_bad = int((bad & ok).sum())
+        if n_bad:
+            log.warning("%s: %d pixels with NaN/inf or reflectance < %.2f treated as invalid",
+                        self.name, n_bad, _MIN_REFLECTANCE)
+        ok = ok & ~bad
+        sample = x[:, ok] if bool(ok.any()) else x.new_zeros((len(self.bands), 0))
+        if sample.shape[1]:
+            med = sample[:, :: max(1, sample.shape[1] // 65536)].median(dim=1).values
+            for name, m in zip(self.bands, med.tolist()):
+                if m > _MAX_MEDIAN_REFLECTANCE:
+                    raise DetectorInputError(
+                        f"{self.name}: band {name!r} has median {m:.4g}, not a reflectance (0..1); scaled "
+                        "digital numbers? (Sentinel-2 L1C/L2A: divide by 10000)")
+        x = torch.where(ok[None], x, torch.zeros_like(x))
+        return x[None], ok
+
+    def _probability(self, x: torch.Tensor) -> torch.Tensor:  # (1, 2, H, W) -> (H, W)
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def detect(self, bands: Mapping[str, torch.Tensor], *, pixel_size_m: float,
+               valid: torch.Tensor | None = None) -> FireMap:
+        """Fire pixels of one tile. ``pixel_size_m`` is checked but not used: the model was
+        trained on 15-40 m pixels and works in pixel units, like the published rules."""
+        try:
+            ps = float(pixel_size_m)
+        except (TypeError, ValueError):
+            raise DetectorInputError(f"{self.name}: pixel_size_m must be a number, got {pixel_size_m!r}") from None
+        if not (0.0 < ps < float("inf")):
+            raise DetectorInputError(f"{self.name}: pixel_size_m must be > 0 and finite, got {pixel_size_m!r}")
+        if not (10.0 <= ps <= 60.0):
+            log.warning("%s: pixel size %.1f m is outside the 15-40 m the model was trained on", self.name, ps)
+        x, ok = self._prepare(bands, valid)
+        prob = self._probability(x).to(self.device, torch.float32)
+        fire = (prob >= self.threshold) & ok
+        conf = torch.where(fire, prob, torch.zeros_like(prob))
+        s22 = x[0, 1]
+        bg = _masked_mean(s22, ok & ~fire, INTENSITY_HALF)
+        intensity = torch.where(fire, (s22 - bg).clamp(min=0.0), torch.zeros_like(s22))
+        log.info("%s: %d fire pixels (threshold %.3f)", self.name, int(fire.sum()), self.threshold)
+        return FireMap(mask=fire, confidence=conf, intensity=intensity, detector=self.name,
+                       tests_run=(f"{MODEL_NAME} {MODEL_VERSION} on {'+'.join(self.bands)}",))
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw batch inference: (B, 2, H, W) reflectance in :data:`BANDS` order -> (B, H, W)."""
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != len(self.bands):
+            raise DetectorInputError(f"{self.name}: expected (B, {len(self.bands)}, H, W), got "
+                                     f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        return self._batch_probability(x.to(torch.float32))
+
+    def _batch_probability(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@register("fire-learned", "optical")
+class LearnedFireDetector(_LearnedFireBase):
+    """The fire network run by torch on ``device`` (see the module docstring)."""
+
+    name = "fire-learned"
+
+    def __init__(self, device: torch.device | str | None = None, weights: str | Path | None = None,
+                 *, sha256: str | None = None, threshold: float | None = None) -> None:
+        """``weights``: a ``.pt`` checkpoint (default: the shipped one), verified against ``sha256``
+        or its recorded checksum; ``threshold``: override the probability cut stored with it."""
+        net, meta = load_checkpoint(Path(weights) if weights is not None else PT_FILE, sha256)
+        super().__init__(device, threshold, meta)
+        self.model = FireProb(net).to(self.device).eval()
+
+    def _batch_probability(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.model(x.to(self.device))[:, 0]
+
+    def _probability(self, x: torch.Tensor) -> torch.Tensor:
+        return self._batch_probability(x)[0]
+
+
+@register("fire-learned-onnx", "optical")
+class LearnedFireOnnxDetector(_LearnedFireBase):
+    """The same network exported to ONNX, run by onnxruntime (TensorRT / CUDA / CPU)."""
+
+    name = "fire-learned-onnx"
+
+    def __init__(self, device: torch.device | str | None = None, weights: str | Path | None = None,
+                 *, sha256: str | None = None, threshold: float | None = None) -> None:
+        """``weights``: an ``.onnx`` file (default: the shipped one), verified like the ``.pt``;
+        band order, threshold and version come from its metadata."""
+        path = verify_weights(Path(weights) if weights is not None else ONNX_FILE, sha256)
+        try:
+            md = onnx_metadata(path)
+        except Exception as exc:
+            raise WeightsError(f"fire-learned-onnx: cannot read ONNX metadata of {path}: {exc}") from exc
+        meta: dict[str, Any] = {"bands": tuple(b for b in md.get("bands", "").split(",") if b),
+                                "threshold": float(md.get("threshold", "0.5")), "version": md.get("version")}
+        super().__init__(device, threshold, meta)
+        self.session = _ort_session(path, self.device)
+
+    def _batch_probability(self, x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().cpu().contiguous().numpy()
+        out = self.session.run([ONNX_OUTPUT], {ONNX_INPUT: arr})[0]
+        return torch.from_numpy(out)[:, 0]
+
+    def _probability(self, x: torch.Tensor) -> torch.Tensor:
+        return self._batch_probability(x)[0]
+
+
+def export_onnx(net: FireNet, path: Path, metadata: Mapping[str, str], opset: int = 17) -> Path:
+    """Export ``net`` (+ sigmoid) with dynamic batch/height/width axes and string metadata.
+
+    Used by the training script; here so the export and the loader agree on names.
+    """
+    import onnx
+
+    model = FireProb(net).eval().cpu()
+    dummy = torch.rand(1, len(BANDS), 64, 64) * 0.4
+    path = Path(path)
+    torch.onnx.export(model, (dummy,), str(path), input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
+                      dynamic_axes={ONNX_INPUT: {0: "batch", 2: "height", 3: "width"},
+                                    ONNX_OUTPUT: {0: "batch", 2: "height", 3: "width"}},
+                      opset_version=opset, dynamo=False)
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    for k, v in metadata.items():
+        p = m.metadata_props.add()
+        p.key, p.value = str(k), str(v)
+    m.producer_name = MODEL_NAME
+    m.model_version = int(MODEL_VERSION.split(".")[0])
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    return path
+
+
+__all__: Sequence[str] = ("BANDS", "FireNet", "LearnedFireDetector", "LearnedFireOnnxDetector",
+                          "RECEPTIVE_HALF", "export_onnx", "load_checkpoint", "onnx_metadata",
+                          "sha256_file", "verify_weights")

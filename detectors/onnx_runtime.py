@@ -1,0 +1,98 @@
+"""One place that decides how an ONNX model is run by onnxruntime (shared by every learned detector).
+
+Why a helper: the on-board GPU may or may not have TensorRT/CUDA libraries that *load*
+(``onnxruntime-gpu`` lists the TensorRT and CUDA providers whenever it is installed, even on a
+machine without a GPU), and every detector must pick the same order - TensorRT, then CUDA,
+then CPU - and fall back cleanly instead of failing in the middle of a pass.
+
+* :func:`available_providers` - what this onnxruntime build offers, in our preference order.
+* :func:`providers_for` - the providers to ask for on a given torch device (GPU providers only
+  for a CUDA device, and only when torch can see a GPU: otherwise onnxruntime spends seconds
+  failing to create a CUDA context before falling back).
+* :func:`make_session` - an :class:`onnxruntime.InferenceSession`; raises
+  :class:`~detectors.errors.WeightsError` when the file cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from detectors.errors import WeightsError
+
+log = logging.getLogger(__name__)
+
+#: Preference order: TensorRT (fused fp16/fp32 engines), CUDA, then CPU which always exists.
+PROVIDER_ORDER: tuple[str, ...] = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+_GPU_PROVIDERS = PROVIDER_ORDER[:2]
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - onnxruntime is a hard dependency
+        raise WeightsError("onnxruntime is not installed") from exc
+    return ort
+
+
+def available_providers() -> list[str]:
+    """Providers this onnxruntime build offers, restricted to and ordered as :data:`PROVIDER_ORDER`."""
+    avail = set(_ort().get_available_providers())
+    return [p for p in PROVIDER_ORDER if p in avail]
+
+
+def providers_for(device: torch.device | str | None) -> list[str]:
+    """Providers to request for ``device``: TensorRT, CUDA (CUDA devices with a visible GPU only), CPU."""
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    avail = available_providers()
+    use_gpu = dev.type == "cuda" and torch.cuda.is_available()
+    out = [p for p in avail if use_gpu or p not in _GPU_PROVIDERS]
+    if "CPUExecutionProvider" not in out:
+        out.append("CPUExecutionProvider")
+    return out
+
+
+def make_session(path: str | Path, device: torch.device | str | None = None,
+                 intra_op_threads: int | None = None) -> Any:
+    """An ``onnxruntime.InferenceSession`` for ``path`` with providers in TensorRT, CUDA, CPU order.
+
+    ``device`` selects whether GPU providers are requested at all (a CPU detector must stay on the
+    CPU even on a GPU machine). ``intra_op_threads`` caps CPU threads (None: onnxruntime's default).
+    The providers actually in use are logged, because onnxruntime silently drops one whose
+    libraries do not load.
+    """
+    ort = _ort()
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"ONNX model not found: {p}")
+    opts = ort.SessionOptions()
+    if intra_op_threads is not None:
+        opts.intra_op_num_threads = int(intra_op_threads)
+    providers = providers_for(device)
+    try:
+        sess = ort.InferenceSession(str(p), sess_options=opts, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph...)
+        if providers != ["CPUExecutionProvider"]:
+            log.warning("onnxruntime could not start %s with %s (%s); retrying on CPU", p.name, providers, exc)
+            try:
+                sess = ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
+            except Exception as exc2:
+                raise WeightsError(f"onnxruntime cannot load {p}: {exc2}") from exc2
+        else:
+            raise WeightsError(f"onnxruntime cannot load {p}: {exc}") from exc
+    log.info("onnxruntime session for %s: providers %s", p.name, sess.get_providers())
+    return sess
+
+
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """Custom string metadata (``metadata_props``) of an ONNX file, without loading a session."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise WeightsError(f"cannot read ONNX file {path}: {exc}") from exc
+    return {prop.key: prop.value for prop in model.metadata_props}

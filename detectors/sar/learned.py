@@ -1,0 +1,619 @@
+"""Learned SAR vessel/lifeboat detector: a small CenterNet on a 1 m working grid.
+
+Registered as ``sar-learned`` (torch) and ``sar-learned-onnx`` (the same network exported to
+ONNX and run by onnxruntime with TensorRT, CUDA, CPU providers). Both share every step but
+the network call, so they return the same detections for the same input.
+
+Why a learned detector next to CFAR: a CFAR test judges each pixel against its ring of
+clutter, so the bright but *structured* things a small-boat search must not report - azimuth
+ghosts of ships and harbours, the sidelobe crosses of strong scatterers, bright sea spikes -
+pass it as readily as a real hull. A network that sees the whole neighbourhood learns the
+shape cues (a ghost is smeared along azimuth, a sidelobe is a thin line through a brighter
+target, a hull is a compact elongated blob) and rejects them.
+
+Pipeline (``detect``):
+
+1. **Working grid, 1 m.** The tile is resampled to :data:`WORKING_SPACING_M` = 1 m per pixel
+   on both axes: sigma0 is *averaged* (area resampling of linear power) for finer inputs,
+   which is multilooking - 0.35-0.5 m Capella pixels become 4-8 looks, cutting speckle - and
+   bilinearly interpolated for coarser ones. Why 1 m: a 4 m lifeboat still spans >= 4 pixels
+   and its width 1-2 pixels, the largest ships (300 m) fit a 300-pixel context, the network
+   sees one physical scale whatever the collect mode (so one model serves 0.35-1 m), and the
+   GPU work per km^2 drops 4-8x against native resolution.
+2. **Normalisation** (:func:`normalise`, identical in training and inference and stored in
+   the weights' metadata): ``dB = 10 log10(max(sigma0, 1e-10))``; the tile's median ``m`` and
+   MAD over valid pixels; two channels ``clamp((dB - m) / 10, -2, 5)`` (contrast in dB, which
+   is physical: target-to-clutter ratio) and ``clamp((dB - m) / (1.4826 MAD + 0.1) / 5, -2, 5)``
+   (contrast in units of the clutter spread, which makes the heavy speckle of 1-look data and
+   the smooth multilooked 0.35 m data look alike). Invalid pixels (no-data, land) are set to 0,
+   i.e. "median sea". Per-tile median/MAD make the input independent of calibration gain,
+   which is what lets the real SSDD chips (8-bit display images with an unknown stretch; we
+   read them as amplitude, ``sigma0 = ((dn + 1) / 256)^2``) train the same network.
+3. **Network** (:class:`SarCenterNet`, ~0.3 M parameters): a ResNet-like backbone with few
+   channels (16-64; strides 2, 4, 8, 16, the last stage dilated), a top-down feature pyramid
+   back to stride 2 and CenterNet heads (Zhou et al., "Objects as Points", 2019): a centre
+   heatmap, the axis-aligned box height/width (log pixels) and the sub-cell centre offset.
+   Output stride :data:`STRIDE` = 2 (2 m cells), so neighbouring lifeboats stay separable.
+4. **Decoding**: local maxima of the heatmap (3x3), score >= the threshold stored with the
+   weights (chosen on *validation* seeds/images by the training script, never on the test
+   data), box non-maximum suppression, peaks on invalid pixels dropped.
+5. **Shape**: length, width and heading come from the second moments of the bright blob
+   (pixels >= 6 dB over the tile median and within 12 dB of the blob's peak, connected to
+   the peak) inside the predicted box: for a uniform rectangle the variance along its axis is
+   L^2 / 12. Heading is the hull axis, 0-180 deg clockwise from image up (bow and stern are
+   not told apart). ``kind`` is ``lifeboat`` when the length is <= ``LIFEBOAT_MAX_LENGTH_M``.
+
+Weights: ``detectors/weights/sar_centernet.pt`` and ``.onnx``, trained by
+``python -m detectors.training.train_sar --seed 0`` and checked against their sha256 (a line in
+``detectors/weights/SHA256SUMS`` or ``<file>.sha256``) before use; a mismatch raises
+:class:`~detectors.errors.WeightsError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from detectors.errors import DetectorInputError, WeightsError
+from detectors.registry import register
+from detectors.types import LIFEBOAT_MAX_LENGTH_M, Detection
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "orbitwatch-sar-centernet"
+MODEL_VERSION = "1.0.0"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+PT_FILE = WEIGHTS_DIR / "sar_centernet.pt"
+ONNX_FILE = WEIGHTS_DIR / "sar_centernet.onnx"
+SUMS_FILE = WEIGHTS_DIR / "SHA256SUMS"
+ONNX_INPUT = "features"
+ONNX_OUTPUTS = ("heatmap", "regression")
+CLASSES = ("ship",)
+
+#: The grid the network works on (metres per pixel, both axes); see the module docstring.
+WORKING_SPACING_M = 1.0
+#: Output stride of the heads relative to the working grid.
+STRIDE = 2
+#: Input sides are padded to a multiple of this (four stride-2 stages).
+PAD_MULTIPLE = 16
+#: Largest vessel the detector is built for; sets the tile overlap so one tile holds it whole.
+MAX_VESSEL_LENGTH_M = 300.0
+#: Context the network wants around an object (metres) on top of the object itself.
+CONTEXT_M = 32.0
+NORMALISATION = ("working grid 1 m (area-average of linear sigma0 / bilinear when coarser); "
+                 "dB = 10*log10(max(sigma0, 1e-10)); m, MAD = median, median |dB - m| over valid "
+                 "pixels; ch0 = clamp((dB - m)/10, -2, 5); ch1 = clamp((dB - m)/(1.4826*MAD + 0.1)/5, -2, 5); "
+                 "invalid pixels = 0; pad to a multiple of 16 with 0")
+#: Blob used for the shape estimate: >= this many dB over the tile median ...
+BLOB_OVER_MEDIAN_DB = 6.0
+#: ... and within this many dB of the blob's brightest pixel.
+BLOB_BELOW_PEAK_DB = 12.0
+DEFAULT_SCORE_THRESHOLD = 0.4
+NMS_IOU = 0.3
+MAX_PEAKS = 200
+_MIN_SPACING_M, _MAX_SPACING_M = 0.05, 20.0
+_MIN_SIDE = 8
+
+
+# ------------------------------------------------------------------------------------ network
+class ResBlock(nn.Module):
+    """torchvision ``BasicBlock`` with a dilation option (torchvision's refuses dilation > 1)."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + self.down(x), inplace=True)
+
+
+class SarCenterNet(nn.Module):
+    """Small CenterNet: (B, 2, H, W) features -> heat logits (B, 1, H/2, W/2), regression (B, 4, H/2, W/2).
+
+    Regression channels: log box height, log box width (working pixels), row and column
+    offset of the centre inside its stride-2 cell. H and W must be multiples of 16.
+    """
+
+    def __init__(self, in_ch: int = 2, widths: tuple[int, int, int, int] = (16, 32, 48, 64), fpn: int = 24) -> None:
+        super().__init__()
+        w1, w2, w3, w4 = widths
+        self.stem = nn.Sequential(nn.Conv2d(in_ch, w1, 3, 2, 1, bias=False), nn.BatchNorm2d(w1), nn.ReLU(inplace=True),
+                                  ResBlock(w1, w1))
+        self.layer2 = ResBlock(w1, w2, stride=2)
+        self.layer3 = nn.Sequential(ResBlock(w2, w3, stride=2), ResBlock(w3, w3))
+        self.layer4 = nn.Sequential(ResBlock(w3, w4, stride=2), ResBlock(w4, w4, dilation=2))
+        self.lat = nn.ModuleList([nn.Conv2d(c, fpn, 1) for c in (w1, w2, w3, w4)])
+        self.smooth = nn.Sequential(nn.Conv2d(fpn, fpn, 3, 1, 1, bias=False), nn.BatchNorm2d(fpn), nn.ReLU(inplace=True))
+        # One shared 3x3 layer feeds both 1x1 heads: at stride 2 the heads dominate the cost.
+        self.head = nn.Sequential(nn.Conv2d(fpn, fpn, 3, 1, 1), nn.ReLU(inplace=True))
+        self.heat = nn.Conv2d(fpn, 1, 1)
+        self.reg = nn.Conv2d(fpn, 4, 1)
+        # CenterNet's prior: start with ~1 % positives so the focal loss does not explode.
+        nn.init.constant_(self.heat.bias, -4.6)
+        nn.init.constant_(self.reg.bias, 0.0)
+        with torch.no_grad():
+            self.reg.bias[:2] = 2.5  # log(~12 px) boxes to begin with
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c2 = self.stem(x)
+        c4 = self.layer2(c2)
+        c8 = self.layer3(c4)
+        c16 = self.layer4(c8)
+        p = self.lat[3](c16)
+        for lat, c in ((self.lat[2], c8), (self.lat[1], c4), (self.lat[0], c2)):
+            p = F.interpolate(p, scale_factor=2.0, mode="nearest") + lat(c)
+        f = self.head(self.smooth(p))
+        return self.heat(f), self.reg(f)
+
+
+class SarCenterNetExport(nn.Module):
+    """The network as exported/served: sigmoid heatmap (B,1,h,w) and regression (B,4,h,w)."""
+
+    def __init__(self, net: SarCenterNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        heat, reg = self.net(x)
+        return torch.sigmoid(heat), reg
+
+
+# ------------------------------------------------------------------------- pre-processing
+def working_shape(shape: tuple[int, int], spacing_m: tuple[float, float]) -> tuple[int, int]:
+    """Size of a (rows, cols) tile once resampled to the 1 m working grid."""
+    return (max(1, int(round(shape[0] * spacing_m[0] / WORKING_SPACING_M))),
+            max(1, int(round(shape[1] * spacing_m[1] / WORKING_SPACING_M))))
+
+
+def to_working_grid(sigma0: torch.Tensor, spacing_m: tuple[float, float],
+                    valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, H, W) linear sigma0 (+ bool valid) -> the same on the 1 m working grid.
+
+    Power is area-averaged when the input is finer than 1 m (multilooking; invalid pixels are
+    left out of each average) and bilinearly interpolated when coarser. A working pixel is
+    valid when at least half of what it averages was valid.
+    """
+    b, h, w = sigma0.shape
+    hw, ww = working_shape((h, w), spacing_m)
+    v = torch.ones_like(sigma0) if valid is None else valid.to(sigma0.dtype)
+    if (hw, ww) == (h, w):
+        return sigma0 * v, v > 0.5
+    x = torch.stack([sigma0 * v, v], dim=1)
+    if hw <= h and ww <= w:
+        y = F.interpolate(x, size=(hw, ww), mode="area")
+    else:
+        y = F.interpolate(x, size=(hw, ww), mode="bilinear", align_corners=False)
+    frac = y[:, 1]
+    power = y[:, 0] / frac.clamp_min(1e-6)
+    ok = frac >= 0.5
+    return power * ok, ok
+
+
+def normalise(power: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(B, h, w) working-grid sigma0 + valid -> (B, 2, h, w) network input (see the module docstring)."""
+    db = 10.0 * torch.log10(power.clamp_min(1e-10))
+    chans = []
+    for i in range(db.shape[0]):
+        d, v = db[i], valid[i]
+        sample = d[v]
+        if sample.numel() > 262_144:  # the median of a regular subsample is as good and much cheaper
+            sample = sample[:: sample.numel() // 262_144 + 1]
+        if sample.numel() == 0:
+            chans.append(torch.zeros((2,) + d.shape, dtype=power.dtype, device=power.device))
+            continue
+        m = sample.median()
+        mad = (sample - m).abs().median()
+        c = d - m
+        c0 = (c / 10.0).clamp(-2.0, 5.0)
+        c1 = (c / (1.4826 * mad + 0.1) / 5.0).clamp(-2.0, 5.0)
+        chans.append(torch.stack([c0, c1]) * v)
+    return torch.stack(chans).to(torch.float32)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
+    """Zero-pad (B, C, h, w) at the bottom/right to multiples of ``multiple`` (0 = median sea)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return F.pad(x, (0, pw, 0, ph)) if (ph or pw) else x
+
+
+def required_overlap_px(spacing_m: float | tuple[float, float]) -> int:
+    """Tile overlap (input pixels) so every vessel up to 300 m lies whole, with context, in one tile."""
+    sp = min(spacing_m) if isinstance(spacing_m, (tuple, list)) else float(spacing_m)
+    if not (sp > 0 and math.isfinite(sp)):
+        raise DetectorInputError(f"spacing_m must be positive and finite, got {spacing_m!r}")
+    return int(math.ceil((MAX_VESSEL_LENGTH_M + 2 * CONTEXT_M) / sp))
+
+
+# ----------------------------------------------------------------------------- weights I/O
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def expected_sha256(path: Path) -> str | None:
+    """The recorded checksum of ``path``: its line in the folder's ``SHA256SUMS``, else ``<file>.sha256``."""
+    sums = path.parent / "SHA256SUMS"
+    if sums.is_file():
+        for line in sums.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].lstrip("*") == path.name:
+                return parts[0].lower()
+    side = path.with_name(path.name + ".sha256")
+    if side.is_file():
+        txt = side.read_text().split()
+        return txt[0].lower() if txt else None
+    return None
+
+
+def verify_weights(path: str | Path, sha256: str | None = None) -> Path:
+    """Check ``path`` exists and matches its recorded sha256 (or ``sha256``); WeightsError otherwise.
+
+    Why always: a weights file flipped by a radiation upset or a truncated uplink would
+    otherwise produce confident nonsense that sends rescuers to empty sea.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"weights file not found: {p}")
+    want = sha256 or expected_sha256(p)
+    if want is None:
+        raise WeightsError(f"no recorded sha256 for {p} (expected a line in {p.parent / 'SHA256SUMS'} "
+                           f"or {p.name}.sha256)")
+    got = sha256_file(p)
+    if got != want.lower():
+        raise WeightsError(f"sha256 mismatch for {p}: expected {want}, got {got}")
+    return p
+
+
+def load_checkpoint(path: str | Path | None = None, sha256: str | None = None) -> tuple[SarCenterNet, dict[str, Any]]:
+    """Verified :class:`SarCenterNet` (eval mode, CPU) and its metadata from a ``.pt`` checkpoint."""
+    p = verify_weights(PT_FILE if path is None else path, sha256)
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        meta = dict(ckpt["metadata"])
+        net = SarCenterNet(widths=tuple(int(v) for v in meta.get("widths", (16, 32, 48, 64))),
+                           fpn=int(meta.get("fpn", 24)))
+        net.load_state_dict(ckpt["state_dict"])
+    except WeightsError:
+        raise
+    except Exception as exc:
+        raise WeightsError(f"cannot load SAR CenterNet weights {p}: {exc}") from exc
+    net.eval()
+    return net, meta
+
+
+def export_onnx(net: SarCenterNet, path: Path, metadata: Mapping[str, str], opset: int = 17) -> Path:
+    """Export ``net`` (+ sigmoid) with dynamic batch/height/width axes and string metadata."""
+    import onnx
+
+    wrapped = SarCenterNetExport(net).eval()
+    dummy = torch.zeros(1, 2, 64, 96)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    out_axes = {0: "batch", 2: "out_height", 3: "out_width"}
+    torch.onnx.export(wrapped, (dummy,), str(path), input_names=[ONNX_INPUT], output_names=list(ONNX_OUTPUTS),
+                      dynamic_axes={ONNX_INPUT: axes, ONNX_OUTPUTS[0]: out_axes, ONNX_OUTPUTS[1]: out_axes},
+                      opset_version=opset, dynamo=False)
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    for k, v in metadata.items():
+        prop = m.metadata_props.add()
+        prop.key, prop.value = str(k), str(v)
+    m.producer_name = "orbitwatch"
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    return path
+
+
+# ------------------------------------------------------------------------------- decoding
+def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """IoU of two (row, col, h, w) centre boxes."""
+    ih = min(a[0] + a[2] / 2, b[0] + b[2] / 2) - max(a[0] - a[2] / 2, b[0] - b[2] / 2)
+    iw = min(a[1] + a[3] / 2, b[1] + b[3] / 2) - max(a[1] - a[3] / 2, b[1] - b[3] / 2)
+    if ih <= 0 or iw <= 0:
+        return 0.0
+    inter = ih * iw
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def decode_peaks(heat: torch.Tensor, reg: torch.Tensor, threshold: float,
+                 valid_w: np.ndarray | None = None) -> list[tuple[float, float, float, float, float]]:
+    """One image's heads -> [(score, row, col, h, w)] in working pixels, after box NMS.
+
+    Peaks are 3x3 local maxima of the heatmap. Box NMS then keeps the stronger of two peaks
+    whose boxes overlap (IoU > 0.3), or whose centre lies in the other's box while being at
+    least a quarter of its size - the duplicate peaks a long hull can raise - but never lets a
+    large box swallow a small one (a lifeboat beside a ship).
+    """
+    hm = heat[0]
+    pooled = F.max_pool2d(hm[None, None], 3, 1, 1)[0, 0]
+    keep = (hm == pooled) & (hm >= threshold)
+    idx = torch.nonzero(keep, as_tuple=False)
+    if idx.numel() == 0:
+        return []
+    scores = hm[idx[:, 0], idx[:, 1]]
+    order = torch.argsort(scores, descending=True)[:MAX_PEAKS]
+    idx, scores = idx[order], scores[order]
+    r = reg[:, idx[:, 0], idx[:, 1]].float().cpu().numpy()
+    idx_np, sc_np = idx.cpu().numpy(), scores.float().cpu().numpy()
+    cand: list[tuple[float, float, float, float, float]] = []
+    for k in range(idx_np.shape[0]):
+        i, j = int(idx_np[k, 0]), int(idx_np[k, 1])
+        row = (i + float(r[2, k])) * STRIDE + (STRIDE - 1) / 2
+        col = (j + float(r[3, k])) * STRIDE + (STRIDE - 1) / 2
+        bh = float(np.exp(np.clip(r[0, k], -1.0, 7.0)))
+        bw = float(np.exp(np.clip(r[1, k], -1.0, 7.0)))
+        cand.append((float(sc_np[k]), row, col, bh, bw))
+    if valid_w is not None:
+        vh, vw = valid_w.shape
+        vnp = valid_w
+        keep_c = []
+        for c in cand:
+            ri, ci = int(round(min(max(c[1], 0), vh - 1))), int(round(min(max(c[2], 0), vw - 1)))
+            if bool(vnp[ri, ci]):
+                keep_c.append(c)
+        cand = keep_c
+    out: list[tuple[float, float, float, float, float]] = []
+    for c in cand:
+        bc = (c[1], c[2], c[3], c[4])
+        dup = False
+        for o in out:
+            bo = (o[1], o[2], o[3], o[4])
+            if _box_iou(bc, bo) > NMS_IOU:
+                dup = True
+                break
+            inside = abs(c[1] - o[1]) <= o[3] / 2 and abs(c[2] - o[2]) <= o[4] / 2
+            if inside and c[3] * c[4] >= 0.25 * o[3] * o[4]:
+                dup = True
+                break
+        if not dup:
+            out.append(c)
+    return out
+
+
+def blob_shape(db: np.ndarray, peak_rc: tuple[int, int], median_db: float) -> tuple[float, float, float] | None:
+    """(length_px, width_px, heading_deg) of the bright blob around ``peak_rc`` in a dB window.
+
+    Pixels >= median + 6 dB and >= brightest - 12 dB, 8-connected to the brightest pixel near
+    the peak; second moments give the axes (L = sqrt(12 var + 1) for a uniform rectangle of
+    unit pixels). Heading: hull axis clockwise from image up, 0-180 deg. None if no blob.
+    """
+    from scipy import ndimage
+
+    r0, c0 = peak_rc
+    h, w = db.shape
+    rs, re_ = max(0, r0 - 2), min(h, r0 + 3)
+    cs, ce = max(0, c0 - 2), min(w, c0 + 3)
+    near = db[rs:re_, cs:ce]
+    if near.size == 0:
+        return None
+    k = int(np.argmax(near))
+    pr, pc = rs + k // near.shape[1], cs + k % near.shape[1]
+    pk = float(db[pr, pc])
+    if pk < median_db + BLOB_OVER_MEDIAN_DB:
+        return None
+    mask = (db >= median_db + BLOB_OVER_MEDIAN_DB) & (db >= pk - BLOB_BELOW_PEAK_DB)
+    lab, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    comp = lab == lab[pr, pc]
+    rr, cc = np.nonzero(comp)
+    if rr.size == 0:
+        return None
+    wts = 10 ** (db[rr, cc] / 10.0)
+    wts = np.sqrt(wts / wts.max())  # amplitude weights: bright points do not dominate the axes
+    ws = wts.sum()
+    mr, mc = (wts * rr).sum() / ws, (wts * cc).sum() / ws
+    dr, dc = rr - mr, cc - mc
+    cov = np.array([[(wts * dr * dr).sum(), (wts * dr * dc).sum()],
+                    [(wts * dr * dc).sum(), (wts * dc * dc).sum()]]) / ws
+    evals, evecs = np.linalg.eigh(cov)
+    lam_min, lam_max = max(float(evals[0]), 0.0), max(float(evals[1]), 0.0)
+    length = math.sqrt(12.0 * lam_max + 1.0)
+    width = math.sqrt(12.0 * lam_min + 1.0)
+    er, ec = float(evecs[0, 1]), float(evecs[1, 1])
+    heading = math.degrees(math.atan2(ec, -er)) % 180.0
+    return length, width, heading
+
+
+# ------------------------------------------------------------------------------ detector
+class _SarLearnedBase:
+    """Input checks, pre- and post-processing shared by the torch and onnxruntime back-ends."""
+
+    modality: ClassVar[str] = "sar"
+    name: str = "sar-learned"
+    version: str = MODEL_VERSION
+
+    def __init__(self, device: torch.device | str | None, score_threshold: float | None,
+                 meta: Mapping[str, Any]) -> None:
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        thr = score_threshold if score_threshold is not None else float(meta.get("score_threshold",
+                                                                                DEFAULT_SCORE_THRESHOLD))
+        if not (0.0 < float(thr) < 1.0):
+            raise DetectorInputError(f"score_threshold must be in (0, 1), got {thr}")
+        self.score_threshold = float(thr)
+        self.metadata = dict(meta)
+        self.version = str(meta.get("version", MODEL_VERSION))
+
+    # The pipeline asks for this to size tile overlaps.
+    @staticmethod
+    def required_overlap_px(spacing_m: float | tuple[float, float]) -> int:
+        return required_overlap_px(spacing_m)
+
+    def _check(self, sigma0: torch.Tensor, spacing_m: Any, valid: torch.Tensor | None,
+               batched: bool) -> tuple[float, float]:
+        want = 3 if batched else 2
+        if not isinstance(sigma0, torch.Tensor):
+            raise DetectorInputError(f"{self.name}: sigma0 must be a torch.Tensor, got {type(sigma0).__name__}")
+        if sigma0.ndim != want:
+            raise DetectorInputError(f"{self.name}: sigma0 must be {'(B, H, W)' if batched else '(H, W)'}, "
+                                     f"got shape {tuple(sigma0.shape)}")
+        if not sigma0.is_floating_point():
+            raise DetectorInputError(f"{self.name}: sigma0 must be floating point (linear power), got {sigma0.dtype}")
+        if min(sigma0.shape[-2:]) < _MIN_SIDE:
+            raise DetectorInputError(f"{self.name}: tile {tuple(sigma0.shape[-2:])} is smaller than {_MIN_SIDE} px")
+        try:
+            sr, sc = (float(spacing_m[0]), float(spacing_m[1]))
+        except (TypeError, ValueError, IndexError) as exc:
+            raise DetectorInputError(f"{self.name}: spacing_m must be (row_m, col_m), got {spacing_m!r}") from exc
+        for s in (sr, sc):
+            if not (math.isfinite(s) and _MIN_SPACING_M <= s <= _MAX_SPACING_M):
+                raise DetectorInputError(f"{self.name}: pixel spacing must be in [{_MIN_SPACING_M}, "
+                                         f"{_MAX_SPACING_M}] m, got {spacing_m!r}")
+        if valid is not None:
+            if not isinstance(valid, torch.Tensor) or valid.dtype != torch.bool:
+                raise DetectorInputError(f"{self.name}: valid must be a bool tensor")
+            if tuple(valid.shape) != tuple(sigma0.shape):
+                raise DetectorInputError(f"{self.name}: valid shape {tuple(valid.shape)} != sigma0 shape "
+                                         f"{tuple(sigma0.shape)}")
+        if bool((sigma0 < 0).any()):
+            raise DetectorInputError(f"{self.name}: sigma0 is linear power and cannot be negative")
+        return sr, sc
+
+    def prepare(self, sigma0: torch.Tensor, spacing: tuple[float, float],
+                valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, H, W) -> padded network input (B, 2, h16, w16), working power and valid (B, h, w)."""
+        x = sigma0.to(self.device, torch.float32)
+        v = None if valid is None else valid.to(self.device)
+        finite = torch.isfinite(x)
+        if not bool(finite.all()):  # NaN/inf are no-data, not targets
+            v = finite if v is None else (v & finite)
+            x = torch.where(finite, x, torch.zeros_like(x))
+        power, vw = to_working_grid(x, spacing, v)
+        feats = pad_to_multiple(normalise(power, vw))
+        return feats, power, vw
+
+    def _heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network outputs for a prepared input: sigmoid heatmap (B,1,h,w), regression (B,4,h,w)."""
+        return self._heads(feats)
+
+    def _postprocess(self, heat: torch.Tensor, reg: torch.Tensor, power: torch.Tensor, vw: torch.Tensor,
+                     shape: tuple[int, int], spacing: tuple[float, float]) -> list[Detection]:
+        hw, ww = power.shape
+        heat = heat[:, : (hw + STRIDE - 1) // STRIDE, : (ww + STRIDE - 1) // STRIDE]
+        reg = reg[:, : heat.shape[1], : heat.shape[2]]
+        peaks = decode_peaks(heat, reg, self.score_threshold, vw.cpu().numpy())
+        if not peaks:
+            return []
+        fr, fc = shape[0] / hw, shape[1] / ww  # input pixels per working pixel
+        db_all = None
+        vnp = vw.cpu().numpy()
+        pw_np = power.float().cpu().numpy()
+        sample = pw_np[vnp]
+        median_db = float(10 * np.log10(max(float(np.median(sample)) if sample.size else 1e-10, 1e-10)))
+        db_all = 10 * np.log10(np.maximum(pw_np, 1e-10))
+        db_all[~vnp] = -100.0
+        out: list[Detection] = []
+        for score, row, col, bh, bw in peaks:
+            r0 = int(max(0, math.floor(row - 0.65 * bh - 3)))
+            r1 = int(min(hw, math.ceil(row + 0.65 * bh + 4)))
+            c0 = int(max(0, math.floor(col - 0.65 * bw - 3)))
+            c1 = int(min(ww, math.ceil(col + 0.65 * bw + 4)))
+            pr = int(min(max(round(row), 0), hw - 1)) - r0
+            pc = int(min(max(round(col), 0), ww - 1)) - c0
+            shp = blob_shape(db_all[r0:r1, c0:c1], (pr, pc), median_db) if r1 > r0 and c1 > c0 else None
+            if shp is not None:
+                length_px, width_px, heading = shp
+                length_px = min(length_px, math.hypot(bh, bw) * 1.2 + 2)
+            else:  # no bright blob (faint target): fall back on the predicted box
+                length_px, width_px, heading = max(bh, bw), min(bh, bw), (0.0 if bh >= bw else 90.0)
+            length_m = float(length_px * WORKING_SPACING_M)
+            width_m = float(min(width_px, length_px) * WORKING_SPACING_M)
+            kind = "lifeboat" if length_m <= LIFEBOAT_MAX_LENGTH_M else "vessel"
+            ri, ci = int(min(max(round(row), 0), hw - 1)), int(min(max(round(col), 0), ww - 1))
+            out.append(Detection(
+                row=float((row + 0.5) * fr - 0.5), col=float((col + 0.5) * fc - 0.5), score=float(score),
+                kind=kind, detector=self.name, length_m=round(length_m, 2), width_m=round(width_m, 2),
+                heading_deg=round(float(heading), 1),
+                attrs={"box_rows_px": round(float(bh * fr), 2), "box_cols_px": round(float(bw * fc), 2),
+                       "peak_db": round(float(db_all[ri, ci]), 2),
+                       "contrast_db": round(float(db_all[ri, ci] - median_db), 2),
+                       "model_version": self.version},
+            ))
+        return out
+
+    @torch.no_grad()
+    def detect_batch(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
+                     valid: torch.Tensor | None = None) -> list[list[Detection]]:
+        """Several same-sized tiles at once (one network call): ``sigma0`` (B, H, W)."""
+        spacing = self._check(sigma0, spacing_m, valid, batched=True)
+        feats, power, vw = self.prepare(sigma0, spacing, valid)
+        heat, reg = self.heads(feats)
+        shape = (int(sigma0.shape[1]), int(sigma0.shape[2]))
+        return [self._postprocess(heat[i], reg[i], power[i], vw[i], shape, spacing) for i in range(sigma0.shape[0])]
+
+    @torch.no_grad()
+    def detect(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
+               valid: torch.Tensor | None = None) -> list[Detection]:
+        """Vessels and lifeboats in one (H, W) tile of linear sigma0 (see the module docstring)."""
+        spacing = self._check(sigma0, spacing_m, valid, batched=False)
+        return self.detect_batch(sigma0[None], spacing_m=spacing,
+                                 valid=None if valid is None else valid[None])[0]
+
+
+@register("sar-learned", "sar")
+class LearnedSarDetector(_SarLearnedBase):
+    """The CenterNet run by torch on ``device`` (CPU or CUDA)."""
+
+    name = "sar-learned"
+
+    def __init__(self, device: torch.device | str | None = None, weights: str | Path | None = None,
+                 score_threshold: float | None = None, sha256: str | None = None, **kw: Any) -> None:
+        """``weights``: a ``.pt`` checkpoint (default: the shipped one), verified by sha256;
+        ``score_threshold``: override the validated threshold stored with the weights."""
+        if kw:
+            raise DetectorInputError(f"sar-learned: unknown options {sorted(kw)}")
+        net, meta = load_checkpoint(weights, sha256)
+        super().__init__(device, score_threshold, meta)
+        self.net = SarCenterNetExport(net).to(self.device).eval()
+
+    def _heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(feats)
+
+
+@register("sar-learned-onnx", "sar")
+class LearnedSarOnnxDetector(_SarLearnedBase):
+    """The same network from ``sar_centernet.onnx`` run by onnxruntime (TensorRT, CUDA, CPU)."""
+
+    name = "sar-learned-onnx"
+
+    def __init__(self, device: torch.device | str | None = None, weights: str | Path | None = None,
+                 score_threshold: float | None = None, sha256: str | None = None, **kw: Any) -> None:
+        """``weights``: an ``.onnx`` file (default: the shipped one), verified by sha256; its
+        metadata carries the threshold and version."""
+        from detectors.onnx_runtime import make_session, onnx_metadata
+
+        if kw:
+            raise DetectorInputError(f"sar-learned-onnx: unknown options {sorted(kw)}")
+        path = verify_weights(ONNX_FILE if weights is None else weights, sha256)
+        meta = onnx_metadata(path)
+        super().__init__(device, score_threshold, meta)
+        self.session = make_session(path, self.device)
+        self.providers = list(self.session.get_providers())
+
+    def _heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = feats.detach().to("cpu", torch.float32).contiguous().numpy()
+        heat, reg = self.session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: x})
+        return torch.from_numpy(heat).to(self.device), torch.from_numpy(reg).to(self.device)

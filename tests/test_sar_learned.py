@@ -1,0 +1,242 @@
+"""Learned SAR detector (sar-learned / sar-learned-onnx): weights integrity, torch/ONNX agreement,
+dynamic axes, metadata, a plain detection and input checks. Uses the shipped weights only (no
+training, no SSDD), so it is fast and independent of the training run."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from detectors.errors import DetectorInputError, WeightsError
+from detectors.sar import learned as L
+from detectors.sar.learned import (ONNX_FILE, PT_FILE, LearnedSarDetector, LearnedSarOnnxDetector,
+                                   required_overlap_px, verify_weights)
+
+pytestmark = pytest.mark.skipif(not (PT_FILE.is_file() and ONNX_FILE.is_file()),
+                                reason="shipped SAR weights missing (run detectors.training.train_sar)")
+
+
+@pytest.fixture(scope="module")
+def det_torch() -> LearnedSarDetector:
+    return LearnedSarDetector(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def det_onnx() -> LearnedSarOnnxDetector:
+    return LearnedSarOnnxDetector(device="cpu")
+
+
+def _sea(rows: int, cols: int, seed: int = 0, mean_db: float = -24.0, enl: float = 4.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (10 ** (mean_db / 10) * rng.gamma(enl, 1.0 / enl, size=(rows, cols))).astype(np.float32)
+
+
+def _add_hull(img: np.ndarray, row: float, col: float, length_px: float, width_px: float,
+              heading_deg: float, level: float) -> None:
+    rr, cc = np.mgrid[0:img.shape[0], 0:img.shape[1]].astype(np.float32)
+    th = math.radians(heading_deg)
+    u = -(rr - row) * math.cos(th) + (cc - col) * math.sin(th)
+    v = (rr - row) * math.sin(th) + (cc - col) * math.cos(th)
+    inside = (np.abs(u) <= length_px / 2) & (np.abs(v) <= width_px / 2)
+    img[inside] += level
+
+
+@pytest.fixture(scope="module")
+def ship_tile() -> np.ndarray:
+    """256 x 256 px at 0.5 m: sea at -24 dB, one 60 m x 10 m hull at +20 dB, heading 30 deg."""
+    img = _sea(256, 256)
+    _add_hull(img, 128.0, 120.0, 120.0, 20.0, 30.0, level=1.0)
+    return img
+
+
+# ---------------------------------------------------------------------------------- weights
+def test_shipped_weights_verify_and_are_small() -> None:
+    for p in (PT_FILE, ONNX_FILE):
+        assert verify_weights(p) == p
+        assert p.stat().st_size < 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize("src", [PT_FILE, ONNX_FILE], ids=["pt", "onnx"])
+def test_corrupt_weights_raise_weights_error(tmp_path: Path, src: Path) -> None:
+    bad = tmp_path / src.name
+    shutil.copy(src, bad)
+    good_sum = L.sha256_file(src)
+    (tmp_path / (src.name + ".sha256")).write_text(f"{good_sum}  {src.name}\n")
+    data = bytearray(bad.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    cls = LearnedSarDetector if src.suffix == ".pt" else LearnedSarOnnxDetector
+    with pytest.raises(WeightsError, match="sha256 mismatch"):
+        cls(device="cpu", weights=bad)
+
+
+def test_weights_without_checksum_or_missing_are_refused(tmp_path: Path) -> None:
+    lone = tmp_path / PT_FILE.name
+    shutil.copy(PT_FILE, lone)
+    with pytest.raises(WeightsError, match="no recorded sha256"):
+        LearnedSarDetector(device="cpu", weights=lone)
+    with pytest.raises(WeightsError, match="not found"):
+        LearnedSarDetector(device="cpu", weights=tmp_path / "nope.pt")
+
+
+# ------------------------------------------------------------------------------------- ONNX
+def test_onnx_metadata_present() -> None:
+    from detectors.onnx_runtime import onnx_metadata
+
+    md = onnx_metadata(ONNX_FILE)
+    for key in ("name", "version", "classes", "normalisation", "stride", "training_data", "date",
+                "score_threshold", "working_spacing_m"):
+        assert md.get(key), key
+    assert md["name"] == L.MODEL_NAME and int(md["stride"]) == L.STRIDE
+    assert 0.0 < float(md["score_threshold"]) < 1.0
+
+
+def test_onnx_dynamic_axes_two_sizes_and_batches(det_onnx: LearnedSarOnnxDetector) -> None:
+    import onnx
+
+    m = onnx.load(str(ONNX_FILE))
+    dims = [d.dim_param for d in m.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[0] == "batch" and dims[2] == "height" and dims[3] == "width"
+    for b, h, w in ((1, 64, 96), (3, 128, 80)):
+        x = np.random.default_rng(b).normal(0, 0.3, (b, 2, h, w)).astype(np.float32)
+        heat, reg = det_onnx.session.run(None, {L.ONNX_INPUT: x})
+        assert heat.shape == (b, 1, h // 2, w // 2)
+        assert reg.shape == (b, 4, h // 2, w // 2)
+
+
+def test_providers_in_preference_order() -> None:
+    from detectors.onnx_runtime import PROVIDER_ORDER, available_providers, providers_for
+
+    avail = available_providers()
+    assert avail == [p for p in PROVIDER_ORDER if p in avail]
+    assert providers_for("cpu") == ["CPUExecutionProvider"]
+    assert providers_for("cuda")[-1] == "CPUExecutionProvider"
+
+
+def test_torch_and_onnxruntime_agree(det_torch: LearnedSarDetector, det_onnx: LearnedSarOnnxDetector,
+                                     ship_tile: np.ndarray) -> None:
+    x = torch.from_numpy(ship_tile)
+    feats, _, _ = det_torch.prepare(x[None], (0.5, 0.5), None)
+    ht, rt = det_torch.heads(feats)
+    ho, ro = det_onnx.heads(feats)
+    assert float((ht - ho).abs().max()) < 1e-3
+    assert float((rt - ro).abs().max()) < 1e-3
+    dt_ = det_torch.detect(x, spacing_m=(0.5, 0.5))
+    do_ = det_onnx.detect(x, spacing_m=(0.5, 0.5))
+    assert len(dt_) == len(do_) >= 1
+    for a, b in zip(dt_, do_):
+        assert abs(a.row - b.row) < 1e-2 and abs(a.col - b.col) < 1e-2
+        assert abs(a.score - b.score) < 1e-3 and a.kind == b.kind
+        assert a.detector == "sar-learned" and b.detector == "sar-learned-onnx"
+
+
+# ------------------------------------------------------------------------------- detection
+def test_finds_an_obvious_ship(det_torch: LearnedSarDetector, ship_tile: np.ndarray) -> None:
+    dets = det_torch.detect(torch.from_numpy(ship_tile), spacing_m=(0.5, 0.5))
+    assert dets, "no detection"
+    best = max(dets, key=lambda d: d.score)
+    assert math.hypot(best.row - 128.0, best.col - 120.0) < 12.0  # px at 0.5 m: within 6 m
+    assert best.kind == "vessel"
+    assert 40.0 < best.length_m < 80.0
+    assert min(abs(best.heading_deg - 30.0), 180 - abs(best.heading_deg - 30.0)) < 15.0
+    # Nothing else in the tile is a ship.
+    assert sum(d.score >= det_torch.score_threshold for d in dets) == 1
+
+
+def test_empty_sea_and_masked_ship_give_nothing(det_torch: LearnedSarDetector, ship_tile: np.ndarray) -> None:
+    assert det_torch.detect(torch.from_numpy(_sea(200, 200, seed=3)), spacing_m=(0.5, 0.5)) == []
+    valid = torch.ones(ship_tile.shape, dtype=torch.bool)
+    valid[80:180, 60:180] = False
+    assert det_torch.detect(torch.from_numpy(ship_tile), spacing_m=(0.5, 0.5), valid=valid) == []
+
+
+def test_detect_batch_matches_detect(det_torch: LearnedSarDetector, ship_tile: np.ndarray) -> None:
+    x = torch.from_numpy(np.stack([ship_tile, _sea(256, 256, seed=5)]))
+    per = det_torch.detect_batch(x, spacing_m=(0.5, 0.5))
+    one = det_torch.detect(x[0], spacing_m=(0.5, 0.5))
+    assert [(round(d.row, 3), round(d.col, 3)) for d in per[0]] == [(round(d.row, 3), round(d.col, 3)) for d in one]
+    assert per[1] == []
+
+
+def test_registered_names() -> None:
+    from detectors.registry import get_detector
+
+    d = get_detector("sar-learned", device="cpu")
+    assert d.name == "sar-learned" and d.modality == "sar"
+    assert get_detector("sar-learned-onnx", device="cpu").name == "sar-learned-onnx"
+
+
+def test_required_overlap_holds_largest_ship() -> None:
+    assert required_overlap_px((0.5, 0.5)) * 0.5 >= L.MAX_VESSEL_LENGTH_M
+    assert required_overlap_px(1.0) < required_overlap_px(0.35)
+    with pytest.raises(DetectorInputError):
+        required_overlap_px(0.0)
+
+
+# ------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("bad", [
+    dict(sigma0=torch.zeros(2, 32, 32)),
+    dict(sigma0=torch.zeros(32, 32, dtype=torch.int32)),
+    dict(sigma0=-torch.ones(32, 32)),
+    dict(sigma0=torch.zeros(4, 4)),
+    dict(spacing_m=(0.0, 0.5)),
+    dict(spacing_m="half"),
+    dict(spacing_m=(float("nan"), 0.5)),
+    dict(valid=torch.ones(31, 32, dtype=torch.bool)),
+    dict(valid=torch.ones(32, 32)),
+], ids=["3d", "int", "negative", "tiny", "zero-spacing", "str-spacing", "nan-spacing", "valid-shape", "valid-dtype"])
+def test_bad_input_raises(det_torch: LearnedSarDetector, bad: dict) -> None:
+    kw = dict(sigma0=torch.full((32, 32), 1e-3), spacing_m=(0.5, 0.5), valid=None) | bad
+    with pytest.raises(DetectorInputError):
+        det_torch.detect(kw.pop("sigma0"), **kw)
+
+
+def test_nan_pixels_are_no_data(det_torch: LearnedSarDetector, ship_tile: np.ndarray) -> None:
+    img = ship_tile.copy()
+    img[:10, :] = np.nan
+    dets = det_torch.detect(torch.from_numpy(img), spacing_m=(0.5, 0.5))
+    assert len(dets) == 1
+
+
+def test_unknown_option_is_refused() -> None:
+    with pytest.raises(DetectorInputError):
+        LearnedSarDetector(device="cpu", bogus=1)
+
+
+# ------------------------------------------------------------------------------------- GPU
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_backends_agree_with_cpu(det_torch: LearnedSarDetector, ship_tile: np.ndarray) -> None:
+    x = torch.from_numpy(ship_tile)
+    ref = det_torch.detect(x, spacing_m=(0.5, 0.5))
+    for det in (LearnedSarDetector(device="cuda"), LearnedSarOnnxDetector(device="cuda")):
+        got = det.detect(x.cuda(), spacing_m=(0.5, 0.5))
+        assert len(got) == len(ref)
+        for a, b in zip(ref, got):
+            assert abs(a.row - b.row) < 0.05 and abs(a.col - b.col) < 0.05 and abs(a.score - b.score) < 1e-2
+
+
+# ---------------------------------------------------------------------------------- splits
+def test_ssdd_holdout_matches_the_shared_benchmark_split() -> None:
+    """The training script's SSDD hold-out must be exactly benchmarks/eval_vessels.ssdd_holdout."""
+    import importlib.util
+
+    from detectors.training.splits import ssdd_holdout, ssdd_split
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_vessels.py"
+    if not path.is_file():
+        pytest.skip("benchmarks/eval_vessels.py not present")
+    spec = importlib.util.spec_from_file_location("_eval_vessels_for_test", path)
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    ids = list(range(1, 1200))
+    assert mod.ssdd_holdout(ids) == {i for i in ids if ssdd_holdout(i)}
+    splits = [ssdd_split(i) for i in ids]
+    assert all((s == "holdout") == ssdd_holdout(i) for i, s in zip(ids, splits))
+    assert 0.05 < splits.count("val") / len(ids) < 0.15
