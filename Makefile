@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on the committed sample scenes: alerts as GeoJSON in out/alerts.geojson.
+# The main job on the committed sample scenes: alerts as GeoJSON in out/alerts.geojson, then
+# how many of the planted vessels, lifeboats and fires they found (sample_scenes/*_truth.geojson).
 demo: install
 	$(BIN)/orbitwatch scan sample_scenes --out out/alerts.geojson --errors out/report.json
+	$(BIN)/python benchmarks/eval_samples.py out/alerts.geojson --scenes sample_scenes
 
 # The whole test suite (slow tests included: CI runs exactly this). pytest's exit code 5
 # (no tests collected) fails the target like any other failure.

@@ -333,6 +333,42 @@ def run(p: Params, cfg: NodeConfig) -> dict[str, Any]:
     return out
 
 
+def _sweep_values(spec: str, measured: Path) -> list[tuple[float, str]]:
+    """The sweep's Mpx/s values, each with where it came from (assumed, or measured and where)."""
+    vals = [(float(x), "assumed") for x in spec.split(",") if x.strip()]
+    if spec.strip() and measured.is_file():
+        try:
+            m = json.loads(measured.read_text())
+            runs = (m.get("scene") or {}).get("runs") or []
+            for r in runs:
+                mpx = r.get("mpx_s_end_to_end")
+                if mpx:
+                    vals.append((float(mpx), f"measured: {m.get('hardware', '?')}, {r.get('rows')}x{r.get('cols')} "
+                                              f"scene, {'+'.join(r.get('detectors', []))} on {r.get('device')} "
+                                              f"({measured.name})"))
+        except (OSError, ValueError, TypeError) as e:  # a broken results file must not stop the benchmark
+            log.warning("ignoring %s: %s", measured, e)
+    return sorted(vals)
+
+
+def sensitivity(p: Params, cfg: NodeConfig, values: list[tuple[float, str]]) -> list[dict[str, Any]]:
+    """Why: the on-board latency depends on the compute throughput, which is an assumption until it
+    is measured on flight-like hardware. Re-run the day for each value and report what it implies."""
+    rows = []
+    for mpx, source in values:
+        c = dataclasses.replace(cfg, compute=dataclasses.replace(cfg.compute, throughput_mpx_s=mpx))
+        o = run(p, c)
+        o.pop("_series", None)
+        sc = o["scenarios"]
+        rows.append({"throughput_mpx_s": round(mpx, 3), "source": source,
+                     "processing_s_per_scene": o["per_scene"]["onboard_processing_s"],
+                     "relay_latency_s": sc["onboard_relay"]["alert_latency_s"],
+                     "xband_latency_s": sc["onboard_xband"]["alert_latency_s"],
+                     "min_soc_fraction": o["power"]["min_soc_fraction"],
+                     "deferred_steps": o["power"]["deferred_steps"]})
+    return rows
+
+
 def _packets_for(s: Scene) -> list[bytes]:
     from pipelines.alerts.packets import alerts_to_packets
 
@@ -406,6 +442,21 @@ def plot(out: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _sensitivity_md(out: dict[str, Any]) -> list[str]:
+    rows = out.get("throughput_sensitivity") or []
+    if not rows:
+        return []
+    lines = ["* On-board throughput sensitivity (same day, only `compute.throughput_mpx_s` changed):", "",
+             "  | Mpx/s | source | processing s/scene | relay latency median | p95 | X-band median | battery min |",
+             "  |---|---|---|---|---|---|---|"]
+    for r in rows:
+        rl, xl = r["relay_latency_s"], r["xband_latency_s"]
+        lines.append(f"  | {r['throughput_mpx_s']:g} | {r['source']} | {r['processing_s_per_scene']:g} | "
+                     f"{_fmt_lat(rl['median'])} | {_fmt_lat(rl['p95'])} | {_fmt_lat(xl['median'])} | "
+                     f"{r['min_soc_fraction']:.1%} |")
+    return lines + [""]
+
+
 def markdown(out: dict[str, Any], cmd: str) -> str:
     ps, sc = out["per_scene"], out["scenarios"]
     lines = [
@@ -444,6 +495,7 @@ def markdown(out: dict[str, Any], cmd: str) -> str:
         f"({out['node_config']['compute']['throughput_mpx_s']} Mpx/s); battery minimum "
         f"{out['power']['min_soc_fraction']:.1%} (floor {out['power']['floor_fraction']:.0%}), "
         f"{out['power']['deferred_steps']} deferred steps.",
+        *_sensitivity_md(out),
         "* Latency = acquisition start -> alert available on the ground (raw routes: scene fully downlinked + "
         "ground processing). Energy counts actual transmit time and on-board compute; SAR collects cost the same in "
         "every scenario.",
@@ -487,6 +539,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=Params.seed)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--readme", type=Path, default=ROOT / "benchmarks" / "README_downlink.md")
+    ap.add_argument("--throughput-sweep", default="1,5,20,50,200,1000",
+                    help="comma-separated on-board Mpx/s values for the latency sensitivity table ('' to skip)")
+    ap.add_argument("--measured", type=Path, default=ROOT / "benchmarks" / "results" / "throughput.json",
+                    help="benchmarks/throughput.py results: their scene-level Mpx/s joins the sweep")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     p = Params(collects=a.collects, alerts_min=a.alerts_min, alerts_max=a.alerts_max, product=a.product,
@@ -495,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.no_relay:
         cfg = dataclasses.replace(cfg, link=dataclasses.replace(cfg.link, relay_enabled=False))
     out = run(p, cfg)
+    out["throughput_sensitivity"] = sensitivity(p, cfg, _sweep_values(a.throughput_sweep, a.measured))
     a.out.mkdir(parents=True, exist_ok=True)
     suffix = "" if (p.product == "geo" and p.collects == 40) else f"_{p.product}_{p.collects}"
     plot(out, a.out / f"downlink{suffix}.png")

@@ -83,6 +83,17 @@ def test_big_fire_cluster_carries_count_only() -> None:
     assert got.area_m2 == pytest.approx(2700.3, rel=1e-7)
 
 
+@pytest.mark.parametrize("col", [93.495, 93.5, 94.47, 20345.03])
+def test_fire_pixels_survive_centre_rounding_across_half_pixel(col: float) -> None:
+    # col 93.495 quantises to 93.5 (1/16 px): the on-board and ground whole-pixel centres must agree,
+    # or every carried pixel comes back shifted (the fire alert seen in the end-to-end link test).
+    px = [(92, 93), (92, 94), (93, 95)]
+    fire = _alert("fire", 4, row=92.0, col=col, pixels=px) if col < 1000 else _alert("fire", 4)
+    got = decode_packet(encode_alert(fire, 0)).alert
+    assert got.pixels == [(int(r), int(c)) for r, c in fire.pixels]
+    assert got.pixels == quantise_alert(fire).pixels
+
+
 def test_scene_header_restores_names_and_sizes() -> None:
     alerts = [_alert("vessel", i, detector="my-new-detector") for i in range(3)] + [_alert("fire", 9)]
     pk = alerts_to_packets(alerts, headers=True)

@@ -114,3 +114,23 @@ def test_ingest_packet_stream_from_stdin(tmp_path: Path) -> None:
                        input=blob, cwd=ROOT, env=env, capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr.decode()
     assert json.loads(run("status", "--store", db, "--json")[1])["alerts"] == 6
+
+
+def test_ingest_corrupt_packets_exit_0_not_acked_strict_exit_1(tmp_path: Path) -> None:
+    """Exit-status contract: a readable file with CRC-corrupt packets is a normal noisy pass (exit 0),
+    the corrupt alert is reported and not acked (so it is re-sent); --strict turns it into exit 1."""
+    import pipelines.alerts.packets as packets
+    alerts = make_alerts(5)
+    pk = [bytearray(p) for p in packets.alerts_to_packets(alerts)]
+    pk[2][20] ^= 0x10  # one flipped bit in the third alert's payload: its CRC fails
+    f = tmp_path / "pass.bin"
+    f.write_bytes(b"".join(bytes(p) for p in pk))
+    db, acks = str(tmp_path / "g.sqlite"), tmp_path / "acks.txt"
+    code, out = run("ingest", str(f), "--store", db, "--ack-file", str(acks), "--json")
+    assert code == 0
+    rep = json.loads(out)
+    assert rep["corrupt"] == 1 and rep["stored"] == 4 and rep["acked"] == 4
+    assert sorted(acks.read_text().split()) == sorted(a.alert_id for i, a in enumerate(alerts) if i != 2)
+    assert run("ingest", str(f), "--store", db, "--strict")[0] == 1
+    assert run("ingest", str(f), str(tmp_path / "missing.bin"), "--store", db)[0] == 2  # unreadable file
+    assert run("ingest", str(f), "--store", db, "--unresolved", "drop")[0] == 2  # usage error

@@ -92,3 +92,22 @@ def test_consumer_rejects_bad_configuration(tmp_path: Path) -> None:
         WebhookConsumer(["whsec_%%%"], tmp_path / "c.sqlite")
     with pytest.raises(GroundError):
         WebhookConsumer([SECRET], tmp_path / "c.sqlite", tolerance_s=0)
+
+
+def test_cap_xml_is_validated_and_indexed_by_alert_id(consumer: WebhookConsumer) -> None:
+    from _ground_util import make_alert
+    from pipelines.alerts.cap import alert_to_cap
+
+    a = make_alert(2)
+    url = f"http://127.0.0.1:{consumer.port}/hook"
+    cap = alert_to_cap(a).encode()
+    h = {**webhook_headers([SECRET], "msg_cap", cap), "content-type": "application/cap+xml"}
+    r = httpx.post(url, content=cap, headers=h, timeout=5)
+    assert r.status_code == 200 and r.json()["duplicate"] is False
+    (got,) = consumer.store.received()
+    assert (got.alert_id, got.type, got.content_type) == (a.alert_id, f"alert.{a.kind}", "application/cap+xml")
+    # Correctly signed but not a CAP alert: refused, not stored.
+    junk = b"<alert>not CAP</alert>"
+    h = {**webhook_headers([SECRET], "msg_junk", junk), "content-type": "application/cap+xml"}
+    assert httpx.post(url, content=junk, headers=h, timeout=5).status_code == 400
+    assert len(consumer.store.received()) == 1

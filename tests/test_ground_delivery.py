@@ -322,3 +322,53 @@ def test_unopenable_store_releases_the_delivery_lock(tmp_path: Path) -> None:
         with pytest.raises(StoreError) as exc:
             DeliveryWorker(db).run("once")
         assert "another delivery worker" not in str(exc.value)
+
+
+def test_cap_subscriber_gets_signed_cap_xml_json_subscriber_gets_json(tmp_path: Path) -> None:
+    """Per-subscriber format: the subscriber that asked for CAP 1.2 gets CAP XML over real HTTP,
+    signed with its own secret; the one beside it still gets the JSON envelope."""
+    from pipelines.alerts.cap import CAP_NS, cap_to_alert, validate_cap
+    from pipelines.errors import WebhookSignatureError
+
+    db = tmp_path / "g.sqlite"
+    cap_secret, json_secret = generate_secret(), generate_secret()
+    alerts = make_alerts(6)
+    with WebhookConsumer([cap_secret], tmp_path / "cap.sqlite") as cap_c, Recorder() as raw, \
+            WebhookConsumer([json_secret], tmp_path / "json.sqlite") as json_c:
+        with AlertStore(db) as st:
+            add(st, "cap-consumer", cap_c.url, cap_secret, format="cap")
+            raw_sub = add(st, "cap-raw", raw.url, format="cap", kinds=("fire", "lifeboat"))
+            add(st, "json-consumer", json_c.url, json_secret)
+            st.add_alerts(alerts)
+        stats = DeliveryWorker(db, policy=FAST).run("drain")
+        assert stats.pending_left == 0 and stats.dead == 0
+        # The reference consumer verified every signature (a bad one is a 401, kept pending) and
+        # parsed every CAP body back to the very alert that was stored.
+        got = cap_c.store.received()
+        assert sorted(r.alert_id for r in got) == sorted(a.alert_id for a in alerts)  # type: ignore[misc]
+        by_id = {a.alert_id: a for a in alerts}
+        for r in got:
+            assert r.content_type == "application/cap+xml" and r.type == f"alert.{by_id[r.alert_id].kind}"
+            root = validate_cap(r.body)
+            assert root.tag == f"{{{CAP_NS}}}alert"
+            assert root.findtext(f"{{{CAP_NS}}}identifier") == f"orbitwatch-{r.alert_id}"
+            assert cap_to_alert(r.body).to_feature() == by_id[r.alert_id].to_feature()
+            assert r.webhook_id == webhook_id_for(r.alert_id, "cap-consumer")  # type: ignore[arg-type]
+        # Raw requests as they came over the wire: CAP XML, signature checks with this subscriber's
+        # secret only, and any change to the body breaks it.
+        assert len(raw.requests) == sum(a.kind in ("fire", "lifeboat") for a in alerts)
+        for h, body in raw.requests:
+            assert h["content-type"].startswith("application/cap+xml")
+            assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+            a = cap_to_alert(body.decode())
+            assert a.kind in ("fire", "lifeboat") and h["webhook-id"] == webhook_id_for(a.alert_id, "cap-raw")
+            verify([raw_sub.secret], h, body)
+            with pytest.raises(WebhookSignatureError):
+                verify([cap_secret], h, body)
+            with pytest.raises(WebhookSignatureError):
+                verify([raw_sub.secret], h, body.replace(b"orbitwatch-", b"orbitwatcH-", 1))
+        # The JSON subscriber's payloads are unchanged by its neighbours' format.
+        for r in json_c.store.received():
+            assert r.content_type == "application/json"
+            assert json.loads(r.body)["data"] == by_id[r.alert_id].to_feature()  # type: ignore[index]
+        assert len(json_c.store.received()) == len(alerts)

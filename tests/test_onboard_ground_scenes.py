@@ -66,6 +66,9 @@ def test_hold_alerts_until_header_then_release_with_real_names(tmp_path: Path) -
     with AlertStore(db) as st:  # a restarted ground: the held alerts are still there
         rep = Receiver(st, on_ack=acks.extend, unresolved="hold").receive_bytes(_header(alerts), "header")
         assert (rep.scene_headers, rep.scenes_new, rep.released, rep.stored) == (1, 1, 4, 4)
+        # A scene header (APID 0x100) is a packet the receiver understands, never a corrupt one.
+        assert rep.corrupt == 0 and rep.packets == 1 and rep.errors == []
+        assert st.counters().get("packets_corrupt", 0) == 0
         assert scene_ack_id(make_scene_key(alerts[0].scene)) in acks
         assert st.held_count() == 0 and st.pending_count() == 4
         for a in alerts:
@@ -78,7 +81,8 @@ def test_scene_table_persists_so_later_passes_decode_real_names(tmp_path: Path) 
     db = tmp_path / "g.sqlite"
     with AlertStore(db) as st:
         rep = Receiver(st, unresolved="hold").receive_bytes(_header(alerts) + b"".join(_pk(alerts[:2])))
-        assert (rep.stored, rep.held) == (2, 0)
+        assert (rep.stored, rep.held, rep.corrupt, rep.packets) == (2, 0, 0, 3)
+        assert {st.alert(a.alert_id).scene for a in alerts[:2]} == {alerts[0].scene}  # the real name
     with AlertStore(db) as st:
         assert make_scene_key(alerts[0].scene) in st.scene_headers()
         rep = Receiver(st, unresolved="hold").receive_bytes(b"".join(_pk(alerts[2:])))

@@ -111,6 +111,55 @@ def test_partial_pass_close_reopen_finish_exactly_once(tmp_path: Path) -> None:
             assert gs.counters().get("alerts_duplicate", 0) == 0
 
 
+def test_restart_between_send_and_ack_via_ack_file_same_packets_delivered_once(tmp_path: Path) -> None:
+    """File mode: every contact is a fresh store object on the same queue file (a "reboot" between
+    the send and its ack). A torn ack file acks only part of a pass; the rest is re-sent as the
+    very same packets, stored once, and every subscriber receives each alert once, under its id."""
+    from pipelines.alerts.packets import iter_packets
+    from pipelines.flows.onboard import queue_scene, run_contact
+    from pipelines.ground.consumer import WebhookConsumer
+    from pipelines.ground.signing import generate_secret
+    from pipelines.ground.store import Subscriber
+    from pipelines.ground.webhooks import DeliveryWorker
+
+    alerts = make_alerts(10, scene="S-acks")
+    queue_db, ground, acks, inbox = tmp_path / "q.sqlite", tmp_path / "g.sqlite", tmp_path / "acks.txt", tmp_path / "in"
+    first_q = queue_scene(queue_db, "collect.tif", [a.to_feature() for a in alerts], created_s=0.0)
+    assert first_q["queued"] == 10 and first_q["queue_items"] == 11  # + the scene header
+    secret = generate_secret()
+    with WebhookConsumer([secret], tmp_path / "consumer.sqlite") as consumer:
+        with AlertStore(ground) as gs:
+            gs.add_subscriber(Subscriber(name="rcc", url=consumer.url, secret=secret))
+        rep1 = run_contact(queue_db, inbox, budget_bytes=10_000, ack_file=acks, contact_id="c1")
+        assert rep1["acked_from_file"] == 0 and rep1["queue_items"] == 11  # sent, not acked yet
+        sent1 = Path(rep1["files"][0]).read_bytes()
+        with AlertStore(ground) as gs:  # the ground commits everything, but only part of the acks get back
+            rep = Receiver(gs, unresolved="hold").receive_file(rep1["files"][0])
+        assert rep.stored == 10 and rep.corrupt == 0
+        acks.write_text("".join(f"{i}\n" for i in rep.acked[:4]) + rep.acked[4][:7])  # torn last line
+        rep2 = run_contact(queue_db, inbox, budget_bytes=10_000, ack_file=acks, contact_id="c2")
+        assert rep2["acked_from_file"] == 4 and rep2["queue_items"] == 7
+        sent2 = Path(rep2["files"][0]).read_bytes()
+        # The re-sent items are byte for byte the packets of the first pass (same id, same count).
+        first = {p.alert.alert_id if p.alert else p.scene.scene_key: p for p in iter_packets(sent1)}
+        again = list(iter_packets(sent2))
+        assert len(again) == 7 and all(first[p.alert.alert_id if p.alert else p.scene.scene_key] == p for p in again)
+        with SqliteQueueStore(queue_db) as st:  # a plain reopen sees the same 7 items, nothing new
+            assert {it.item_id for it in DownlinkQueue(st).pending()} == set(rep.acked[4:])
+        with AlertStore(ground) as gs:
+            rx = Receiver(gs, unresolved="hold", on_ack=lambda ids: acks.write_text("".join(f"{i}\n" for i in ids)))
+            again_rep = rx.receive_file(rep2["files"][0])
+            assert again_rep.duplicates == 6 and again_rep.stored == 0 and gs.alert_count() == 10
+        rep3 = run_contact(queue_db, inbox, budget_bytes=10_000, ack_file=acks, contact_id="c3")
+        assert rep3["acked_from_file"] == 7 and rep3["queue_items"] == 0 and rep3["files"] == []
+        DeliveryWorker(ground).run("drain", max_seconds=30)
+        got = consumer.store.received()
+    assert sorted(r.alert_id for r in got) == sorted(a.alert_id for a in alerts)  # type: ignore[misc]
+    assert len({r.webhook_id for r in got}) == len(alerts)
+    with AlertStore(ground) as gs:
+        assert gs.counters()["alerts_duplicate"] == 6 and gs.alert_count() == 10
+
+
 _CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
@@ -171,6 +220,7 @@ def test_sigkill_mid_pass_then_reopen_every_alert_exactly_once(tmp_path: Path) -
             while len(q):
                 _send(q, rx, budget=400)
             assert gs.alert_count() == len(alerts) > on_ground_at_kill
+            assert gs.existing_ids([a.alert_id for a in alerts]) == {a.alert_id for a in alerts}  # no new ids
             # Exactly once by alert_id: the resent round was recognised as duplicates, not stored again.
             assert gs.counters()["alerts_duplicate"] == len(stored & queued)
             assert {gs.alert(a.alert_id).scene for a in alerts} == {"S-kill"}

@@ -25,7 +25,9 @@ Alert packet (APID per kind: vessel 0x101, lifeboat 0x102, fire 0x103; no second
 ``u8 format | 8 B alert_id | u32 scene_key | u32 s since 2000-01-01Z + u16 ms | i32 lat, i32 lon
 (1e-7 deg) | u16 score*1e4 | u16 detector key | u32 row*16 | u32 col*16``, then per kind
 vessel/lifeboat ``u16 length dm | u16 width dm | u16 heading 0.01 deg`` (0xFFFF = unknown), fire
-``f32 area m^2 | u16 pixel count | u8 carried | carried x (i8 drow, i8 dcol)``, then the CRC.
+``f32 area m^2 | u16 pixel count | u8 carried | carried x (i8 drow, i8 dcol)``, then the CRC. Pixel
+offsets are relative to the *transmitted* centre rounded to whole pixels (``round(row_q / 16)``),
+the only centre the ground knows.
 Vessels and lifeboats: 53 bytes; fires 54-64 bytes.
 
 Quantisation (what ``quantise_alert`` applies): lon/lat to 1e-7 deg (1.1 cm), score to 1e-4 (the
@@ -197,10 +199,21 @@ def _u16_or_none(value: float | None, scale: float, what: str, modulo: int | Non
     return q
 
 
+def _pixel_origin(row_q: int, col_q: int) -> tuple[int, int]:
+    """Whole-pixel reference that fire pixel offsets are relative to.
+
+    Why from the *quantised* centre: the ground only knows ``row_q / 16``, so encoder and decoder
+    must both round that value. Rounding the unquantised centre instead disagrees whenever the
+    1/16-pixel rounding crosses a .5 boundary (col 93.495 -> 93 on board, 93.5 -> 94 on the
+    ground), and every carried pixel came back shifted by one.
+    """
+    return int(round(row_q / 16)), int(round(col_q / 16))
+
+
 def _fire_pixels(alert: Alert) -> tuple[int, list[tuple[int, int]] | None]:
     """Pixel count and the offsets to carry (None when the cluster is too big or too spread)."""
     px = alert.pixels or []
-    r0, c0 = int(round(alert.row)), int(round(alert.col))
+    r0, c0 = _pixel_origin(round(alert.row * 16), round(alert.col * 16))
     if len(px) > MAX_FIRE_PIXELS_CARRIED:
         return len(px), None
     offs = [(int(r) - r0, int(c) - c0) for r, c in px]
@@ -300,9 +313,9 @@ def quantise_alert(alert: Alert) -> Alert:
     )
     if alert.kind == "fire":
         n, offs = _fire_pixels(alert)
-        r0, c0 = int(round(alert.row)), int(round(alert.col))
         q.area_m2 = None if alert.area_m2 is None else float(struct.unpack(">f", struct.pack(">f", alert.area_m2))[0])
-        q.pixels = None if offs is None else [(r0 + dr, c0 + dc) for dr, dc in offs]
+        # Carried pixels are exact integers: the ground gets the very same list back.
+        q.pixels = None if offs is None else [(int(r), int(c)) for r, c in (alert.pixels or [])]
         if offs is None:
             q.attrs = {"pixel_count": n}
     else:
@@ -351,7 +364,7 @@ def _decode_alert(apid: int, body: bytes, scenes: SceneTable | None) -> Alert:
         offs_raw = rest[_FIRE_TAIL.size:]
         if len(offs_raw) != 2 * carried or carried > MAX_FIRE_PIXELS_CARRIED:
             raise PacketError(f"fire packet carries {len(offs_raw)} B of pixels, expected {2 * carried}")
-        r0, c0 = int(round(row)), int(round(col))
+        r0, c0 = _pixel_origin(row_q, col_q)
         offs = [struct.unpack_from(">bb", offs_raw, 2 * i) for i in range(carried)]
         kw["area_m2"] = None if math.isnan(area) else float(area)
         if carried == n:

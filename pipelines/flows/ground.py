@@ -27,15 +27,23 @@ from pipelines.flows.resources import retry_transient_only
 
 
 # ------------------------------------------------------------------------- plain functions
-def ingest_folder(inbox: Path, store_path: Path, pattern: str = "*") -> dict[str, Any]:
-    """Receive every not-yet-ingested file of ``inbox`` into the store; one summed report."""
-    from pipelines.ground.receiver import IngestReport, Receiver
+def ingest_folder(inbox: Path, store_path: Path, pattern: str = "*", ack_file: Path | None = None,
+                  unresolved: str = "hold") -> dict[str, Any]:
+    """Receive every not-yet-ingested file of ``inbox`` into the store; one summed report.
+
+    ``ack_file``: committed alert ids are appended there, which is how the node learns (at its next
+    contact, :func:`pipelines.flows.onboard.downlink_contact`) what it may drop from its queue.
+    ``unresolved="hold"``: alerts whose scene header has not arrived yet wait for it instead of
+    going out under a placeholder scene name.
+    """
+    from pipelines.ground.receiver import IngestReport, Receiver, file_ack_writer
     from pipelines.ground.store import AlertStore
 
     total = IngestReport(source=str(inbox))
     files = 0
+    on_ack = file_ack_writer(ack_file) if ack_file is not None else None
     with AlertStore(store_path) as store:
-        for rep in Receiver(store).receive_folder(inbox, pattern):
+        for rep in Receiver(store, on_ack=on_ack, unresolved=unresolved).receive_folder(inbox, pattern):  # type: ignore[arg-type]
             total.add(rep)
             files += 1
     return dict(total.as_dict(), files=files)
@@ -51,9 +59,10 @@ def send_webhooks(store_path: Path, mode: str = "drain", max_seconds: float | No
 
 # ------------------------------------------------------------------------------ tasks
 @task(name="ingest-downlink", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient_only)
-def ingest_downlink(inbox: str, store: str, pattern: str = "*") -> dict[str, Any]:
+def ingest_downlink(inbox: str, store: str, pattern: str = "*", ack_file: str | None = None,
+                    unresolved: str = "hold") -> dict[str, Any]:
     """Decode + store downlinked files (idempotent, hence retried on transient I/O)."""
-    rep = ingest_folder(Path(inbox), Path(store), pattern)
+    rep = ingest_folder(Path(inbox), Path(store), pattern, Path(ack_file) if ack_file else None, unresolved)
     get_run_logger().info("ingested %d file(s): %d packet(s), %d corrupt, %d new alert(s), %d duplicate(s)",
                           rep["files"], rep["packets"], rep["corrupt"], rep["stored"], rep["duplicates"])
     return rep
@@ -72,13 +81,15 @@ def send_webhooks_task(store: str, mode: str = "drain", max_seconds: float | Non
 @flow(name="deliver-alerts")
 def deliver_alerts(inbox: str = "out/downlink", store: str = "out/ground.sqlite", pattern: str = "*",
                    deliver: bool = True, mode: Literal["once", "drain"] = "drain",
-                   max_seconds: float = 60.0) -> dict[str, Any]:
+                   max_seconds: float = 60.0, ack_file: str | None = None,
+                   unresolved: Literal["hold", "placeholder"] = "hold") -> dict[str, Any]:
     """Ingest the downlinked files in ``inbox`` into ``store`` and notify webhook subscribers.
 
     Subscribers are managed with ``orbitwatch ground subscribe``; with none, delivery is a no-op.
+    ``ack_file`` closes the loop with ``downlink-contact`` (the node acks the ids listed there).
     Returns ``{"ingest": {...}, "webhooks": {...} | None}``.
     """
     Path(store).parent.mkdir(parents=True, exist_ok=True)
-    ingested = ingest_downlink(inbox, store, pattern)
+    ingested = ingest_downlink(inbox, store, pattern, ack_file, unresolved)
     sent = send_webhooks_task(store, mode, max_seconds) if deliver else None
     return {"ingest": ingested, "webhooks": sent}

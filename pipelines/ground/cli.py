@@ -31,6 +31,10 @@ err = Console(stderr=True)
 STORE_ENV = "ORBITWATCH_GROUND_STORE"
 SECRET_ENV = "ORBITWATCH_WEBHOOK_SECRET"
 StoreOpt = Annotated[Path, typer.Option("--store", "-s", envvar=STORE_ENV, help="Ground alert store (SQLite file).")]
+UnresolvedOpt = Annotated[str, typer.Option(
+    help="Alert packets whose scene header has not arrived yet: 'placeholder' stores them at once as "
+         "scene-<key> and renames them when the header comes; 'hold' keeps them (stored and acked) "
+         "undelivered until it comes, so no webhook ever carries a placeholder name.")]
 
 
 def _fail(exc: Exception, code: int = 2) -> typer.Exit:
@@ -40,15 +44,9 @@ def _fail(exc: Exception, code: int = 2) -> typer.Exit:
 
 def _ack_writer(ack_file: Optional[Path]):  # type: ignore[no-untyped-def]
     """Acks go to a file (one alert id per line, appended and flushed after each commit)."""
-    if ack_file is None:
-        return None
+    from pipelines.ground.receiver import file_ack_writer
 
-    def write(ids: list[str]) -> None:
-        with ack_file.open("a") as fh:
-            fh.write("".join(f"{i}\n" for i in ids))
-            fh.flush()
-            os.fsync(fh.fileno())
-    return write
+    return None if ack_file is None else file_ack_writer(ack_file)
 
 
 def _split(values: Optional[list[str]]) -> list[str]:
@@ -72,24 +70,40 @@ def ingest(
     store: StoreOpt = Path("ground.sqlite"),
     ack_file: Annotated[Optional[Path], typer.Option(help="Append acknowledged alert ids here (one per line).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the ingest report as JSON on stdout.")] = False,
+    strict: Annotated[bool, typer.Option(help="Also exit 1 when any packet was corrupt (for checking a link offline).")] = False,
+    unresolved: UnresolvedOpt = "placeholder",
 ) -> None:
-    """Ingest packet files or GeoJSON into the store. Exit 1 if any packet was corrupt."""
-    from pipelines.ground.receiver import IngestReport, Receiver
+    """Ingest packet files or GeoJSON into the store, acking what was committed.
+
+    Exit status: 0 when every input was read, even if some packets were corrupt (bad CRC,
+    truncated, garbage): on a noisy link that is expected, corrupt packets are reported (stderr,
+    and "corrupt" in --json) and not acked, so the spacecraft sends them again. 1 when a GeoJSON
+    input holds features that are not valid alerts (nothing will re-send those), or with --strict
+    when any packet was corrupt. 2 for usage errors and for a file or store that cannot be read
+    or opened.
+    """
+    from pipelines.ground.receiver import GEOJSON_SUFFIXES, IngestReport, Receiver
     from pipelines.ground.store import AlertStore
 
     total = IngestReport(source="total")
+    invalid_features = 0
     try:
         with AlertStore(store) as st:
-            rx = Receiver(st, on_ack=_ack_writer(ack_file))
+            rx = Receiver(st, on_ack=_ack_writer(ack_file), unresolved=unresolved)  # type: ignore[arg-type]
             for p in paths:
                 rep = rx.receive_stream(sys.stdin.buffer, "stdin") if str(p) == "-" else rx.receive_file(p)
                 _report_line(rep)
+                if str(p) != "-" and p.suffix.lower() in GEOJSON_SUFFIXES:
+                    invalid_features += rep.corrupt
                 total.add(rep)
     except OrbitwatchError as exc:
         raise _fail(exc) from exc
     if as_json:
         typer.echo(json.dumps(total.as_dict()))
-    if total.corrupt:
+    corrupt_packets = total.corrupt - invalid_features
+    if corrupt_packets:
+        err.print(f"{corrupt_packets} corrupt packet(s) not acked: the downlink sends them again")
+    if invalid_features or (strict and corrupt_packets):
         raise typer.Exit(1)
 
 
@@ -100,6 +114,7 @@ def serve(
     ack_file: Annotated[Optional[Path], typer.Option(help="Append acknowledged alert ids here (one per line).")] = None,
     poll_s: Annotated[float, typer.Option(help="Folder poll interval, seconds.")] = 1.0,
     once: Annotated[bool, typer.Option(help="Folder: ingest what is there now and exit.")] = False,
+    unresolved: UnresolvedOpt = "placeholder",
 ) -> None:
     """Receive continuously: watch a folder for new downlink files, or read a packet stream, into the store."""
     from pipelines.ground.receiver import Receiver
@@ -108,7 +123,7 @@ def serve(
     stop = _install_stop()
     try:
         with AlertStore(store) as st:
-            rx = Receiver(st, on_ack=_ack_writer(ack_file))
+            rx = Receiver(st, on_ack=_ack_writer(ack_file), unresolved=unresolved)  # type: ignore[arg-type]
             if source == "-":
                 _report_line(rx.receive_stream(sys.stdin.buffer, "stdin"))
                 return

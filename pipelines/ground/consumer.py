@@ -8,6 +8,9 @@ benchmark deliver to:
   later; 400 for a missing/malformed header or a stale timestamp, 401 for a wrong signature;
 * use ``webhook-id`` as an idempotency key: a repeat (a retry whose 2xx got lost, or a replay
   inside the tolerance) is answered 200 and not processed again;
+* accept both payload formats a subscriber can ask for: the JSON envelope and CAP 1.2 XML
+  (``application/cap+xml``, validated; a body that is not a CAP alert is answered 400), each
+  indexed by its alert id;
 * store what it accepts in SQLite (the ``webhook-id`` primary key is the seen-set, so it survives
   a restart) and only then answer 2xx, so a 2xx means "durably received".
 """
@@ -25,11 +28,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import GroundError, WebhookSignatureError, WebhookTimestampError
+from pipelines.alerts.cap import cap_to_alert
+from pipelines.errors import AlertError, GroundError, WebhookSignatureError, WebhookTimestampError
 from pipelines.ground.signing import DEFAULT_TOLERANCE_S, secret_key, verify
 
 log = logging.getLogger(__name__)
 
+#: Content type of CAP 1.2 payloads (subscribers created with ``--format cap``).
+CAP_CONTENT_TYPE = "application/cap+xml"
 MAX_BODY = 1 << 20  # alerts are ~1 kB; anything this big is not ours
 
 _SCHEMA = """
@@ -166,6 +172,14 @@ class _Handler(BaseHTTPRequestHandler):
             except (ValueError, AttributeError):
                 c.store.bump("bad_request")
                 return self._reply(400, {"error": "body is not a JSON object"})
+        elif ctype and ctype.startswith(CAP_CONTENT_TYPE):
+            # CAP 1.2 subscribers: validate the document and index it by the same alert id as JSON.
+            try:
+                cap_alert = cap_to_alert(body.decode("utf-8"))
+            except (AlertError, UnicodeDecodeError) as exc:
+                c.store.bump("bad_request")
+                return self._reply(400, {"error": f"body is not a valid orbitwatch CAP 1.2 alert: {exc}"})
+            etype, alert_id = f"alert.{cap_alert.kind}", cap_alert.alert_id
         rec = Received(msg_id, ts, time.time(), ctype, etype, alert_id, body.decode("utf-8", "replace"))
         new = c.store.add(rec)
         if new and c.on_event is not None:

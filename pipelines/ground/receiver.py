@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -121,6 +122,24 @@ def split_frames(buf: bytes | bytearray | memoryview) -> tuple[list[bytes], int]
         out.append(bytes(mv[pos:pos + total]))
         pos += total
     return out, pos
+
+
+def file_ack_writer(ack_file: Path) -> AckCallback:
+    """An ``on_ack`` that appends each committed alert id to ``ack_file`` (one per line, fsynced).
+
+    Why a file: in file mode the node reads it before its next contact and acks the listed ids
+    (see :mod:`pipelines.flows.onboard`); appending after the store's commit means an id is only
+    ever acked once it is durable on the ground, and a torn last line is ignored by the reader.
+    """
+    ack_file = Path(ack_file)
+
+    def write(ids: list[str]) -> None:
+        ack_file.parent.mkdir(parents=True, exist_ok=True)
+        with ack_file.open("a", encoding="utf-8") as fh:
+            fh.write("".join(f"{i}\n" for i in ids))
+            fh.flush()
+            os.fsync(fh.fileno())
+    return write
 
 
 class Receiver:
