@@ -22,7 +22,8 @@ from typing import Any
 
 from pipelines.alerts.model import Alert, feature_collection
 from pipelines.detect import ScanOptions, SceneResult, scan_scene
-from pipelines.errors import OrbitwatchError
+from pipelines.errors import OrbitwatchError, SceneError
+from pipelines.scene.reader import SIDECAR_SUFFIX, check_scene_path
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,15 @@ def run_batch(
         if on_scene_start:
             on_scene_start(path, i, len(scenes))
         try:
+            if not path.name.endswith(SIDECAR_SUFFIX):
+                check_scene_path(path)  # a dangling link or loop: say which, before stat() fails vaguely
             fp = scene_fingerprint(path, options)
+        except SceneError as exc:
+            fail = SceneFailure(str(path), type(exc).__name__, str(exc))
+            report.failures.append(fail)
+            if on_scene_done:
+                on_scene_done(path, fail)
+            continue
         except OSError as exc:
             fail = SceneFailure(str(path), type(exc).__name__, f"{path}: cannot stat: {exc.strerror or exc}")
             report.failures.append(fail)

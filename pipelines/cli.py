@@ -13,12 +13,26 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="orbitwatch: find vessels, lifeboats and wildfires in satellite scenes; deliver alerts.")
 console = Console(stderr=True)
+
+
+def _show(text: object) -> str:
+    """A file name or reason made safe to print: Rich markup escaped, control characters and
+    undecodable bytes shown as escapes.
+
+    Why: scene names come from whoever filled the folder; a name holding ``[/]`` made Rich raise
+    MarkupError and ended the whole batch before the error report was written, and a newline
+    in a name split one failure over two lines of the summary.
+    """
+    s = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    s = "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
+    return escape(s)
 
 
 def _split(values: Optional[list[str]]) -> list[str] | None:
@@ -50,17 +64,17 @@ def scan(
     from pipelines.scene import find_scenes
 
     try:
-        scenes = find_scenes(scene_dir)
+        scenes = find_scenes(scene_dir, broken_links=True)  # report dangling links, never skip silently
         options = ScanOptions(detectors=_split(detectors), device=device, tile_size=tile_size, overlap=overlap)
         for kind in ("sar", "optical"):
             options.detectors_for(kind)  # validate names before any work
         from detectors.registry import resolve_device
         resolve_device(device)
     except (OrbitwatchError, DetectorError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {_show(exc)}")
         raise typer.Exit(2) from exc
     if not scenes:
-        console.print(f"[yellow]no scenes (.tif) found under {scene_dir}[/yellow]")
+        console.print(f"[yellow]no scenes (.tif) found under {_show(scene_dir)}[/yellow]")
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=quiet, transient=True) as progress:
@@ -68,7 +82,7 @@ def scan(
         tiles = progress.add_task("tiles", total=1, visible=False)
 
         def on_start(path: Path, i: int, n: int) -> None:
-            progress.update(task, description=f"scene {path.name}")
+            progress.update(task, description=f"scene {_show(path.name)}")
             progress.update(tiles, completed=0, total=1, visible=True)
 
         def on_tile(done: int, total: int) -> None:
@@ -77,29 +91,29 @@ def scan(
         def on_done(path: Path, res: object) -> None:
             progress.advance(task)
             if isinstance(res, SceneFailure):
-                console.print(f"[red]failed[/red] {res.reason}")
+                console.print(f"[red]failed[/red] {_show(res.reason)}")
 
         report = run_batch(scenes, out, options, resume=resume, on_scene_start=on_start,
                            on_scene_done=on_done, on_tile=on_tile)
 
-    table = Table(title=f"orbitwatch scan: {len(scenes)} scene(s) -> {out}")
+    table = Table(title=f"orbitwatch scan: {len(scenes)} scene(s) -> {_show(out)}")
     for col in ("scene", "kind", "alerts", "tiles", "Mpx", "s", "status"):
         table.add_column(col, justify="right" if col in ("alerts", "tiles", "Mpx", "s") else "left")
     for r in report.results:
         status = "resumed" if r["path"] in report.scenes_skipped else "ok"
-        table.add_row(r["scene"], r["kind"], str(r["alerts"]), str(r["tiles"]), f"{r['megapixels']:.1f}",
+        table.add_row(_show(r["scene"]), r["kind"], str(r["alerts"]), str(r["tiles"]), f"{r['megapixels']:.1f}",
                       f"{r['seconds']:.2f}", status)
     for f in report.failures:
-        table.add_row(Path(f.path).name, "-", "-", "-", "-", "-", f"[red]{f.error}[/red]")
+        table.add_row(_show(Path(f.path).name), "-", "-", "-", "-", "-", f"[red]{_show(f.error)}[/red]")
     Console().print(table)
     kinds = ", ".join(f"{k}: {v}" for k, v in sorted(report.by_kind.items())) or "none"
-    console.print(f"{report.alerts} alert(s) ({kinds}) written to {out}")
+    console.print(f"{report.alerts} alert(s) ({kinds}) written to {_show(out)}")
     if errors:
         atomic_write_text(errors, json.dumps(report.to_json(), indent=1) + "\n")
     if report.failures:
         console.print(f"[red]{len(report.failures)} scene(s) failed:[/red]")
         for f in report.failures:
-            console.print(f"  - {f.reason}")
+            console.print(f"  - {_show(f.reason)}")
         raise typer.Exit(1)
 
 

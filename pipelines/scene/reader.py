@@ -24,13 +24,24 @@ Values returned by :meth:`Scene.read`:
   ``reflectance_scale=1e-4`` to :func:`open_scene` or give the scale in the sidecar. We refuse
   rather than guess so that a wrong factor never silently reaches the fire thresholds.
 * ``valid`` is False where any band is no-data (TIFF nodata value, SAR DN/amplitude 0, NaN, inf);
-  ``data`` is 0 there, so NaN never reaches a detector.
+  ``data`` is 0 there, so NaN never reaches a detector. A scene that is entirely no-data is not an
+  error: it is scanned and yields no alerts (a swath edge or a dropped downlink frame looks exactly
+  like that, and there is nothing to alert on), while the valid pixels of a partly-NaN scene are
+  still searched.
+
+Hostile files (see ``tests/badinput/``) fail at open, before any pixel is allocated: dangling
+symlinks and symlink loops, names GDAL cannot open (not UTF-8), headers that claim more
+pixel bytes than the file holds (blocks beyond the end: a truncated file, or a 40-Gpx header on
+a 1-KB file), and layouts whose single block would need more than :data:`MAX_BLOCK_BYTES` to decode.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
+import os
+import stat
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -72,6 +83,10 @@ ACQUISITION_TAGS = ("ACQUISITION_DATETIME", "ACQUISITIONDATETIME", "ACQUISITION_
                     "SENSING_TIME", "DATATAKE_SENSING_START", "DATE_ACQUIRED")
 PLATFORM_TAGS = ("PLATFORM", "SPACECRAFT_ID", "SPACECRAFT_NAME", "SATELLITE", "MISSION")
 
+#: Largest TIFF block (strip or tile) we agree to decode: any window read decodes whole blocks, so a
+#: compressed 200k x 200k single-strip file would otherwise need 80 GB for its first window.
+MAX_BLOCK_BYTES = 1 << 30
+
 _OPTICAL_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 
 
@@ -104,6 +119,108 @@ class _Header:
     transform: Affine
     gcps: tuple[Any, ...]
     gcp_crs: CRS | None
+    block_shape: tuple[int, int] = (0, 0)
+    pixel_interleaved: bool = False
+    data_end: int = 0  # largest offset + byte count among the sampled TIFF blocks (0: unknown)
+
+
+def _itemsize(dtype: str) -> int:
+    """Bytes per sample of a rasterio dtype name (complex_int16 is not a numpy dtype)."""
+    if dtype == "complex_int16":
+        return 4
+    try:
+        return int(np.dtype(dtype).itemsize)
+    except TypeError:
+        return 1
+
+
+def check_scene_path(path: Path) -> None:
+    """Raise SceneError saying exactly why ``path`` cannot be a scene file (link, loop, name...).
+
+    Why not just ``exists()``: pathlib answers False for a dangling link, a symlink loop and a
+    missing file alike, and an operator needs to know which one to fix.
+    """
+    try:
+        os.fsencode(str(path)).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SceneError("file name is not valid UTF-8, so GDAL cannot open it; rename the file", path) from None
+    if path.is_symlink():
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SceneError(f"symlink loop: -> {target} never reaches a file", path) from None
+            if exc.errno == errno.ENOENT:
+                raise SceneError(f"broken symlink: -> {target}, which does not exist", path) from None
+            raise SceneError(f"cannot follow symlink -> {target}: {exc.strerror or exc}", path) from None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise SceneError("scene file does not exist", path) from None
+    except OSError as exc:
+        raise SceneError(f"cannot stat scene file: {exc.strerror or exc}", path) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SceneError("scene path is not a regular file", path)
+
+
+def _block_data_end(ds: Any) -> int:
+    """Largest ``offset + byte count`` of the first, middle and last block of the first and last band.
+
+    Read from the TIFF's own strip/tile tables (GDAL's ``TIFF`` metadata domain), not from pixels.
+    Blocks with offset 0 are absent on purpose (GDAL SPARSE_OK files) and are skipped.
+    """
+    try:
+        bh, bw = ds.block_shapes[0]
+        nx, ny = -(-ds.width // bw), -(-ds.height // bh)
+    except Exception:
+        return 0
+    end = 0
+    for bidx in sorted({1, ds.count}):
+        for bx, by in {(0, 0), (nx // 2, ny // 2), (nx - 1, ny - 1)}:
+            try:
+                off = int(ds.get_tag_item(f"BLOCK_OFFSET_{bx}_{by}", "TIFF", bidx=bidx) or 0)
+                size = int(ds.get_tag_item(f"BLOCK_SIZE_{bx}_{by}", "TIFF", bidx=bidx) or 0)
+            except Exception:  # not a TIFF GDAL can describe: the read itself will say what is wrong
+                continue
+            if off > 0:
+                end = max(end, off + size)
+    return end
+
+
+def _check_header_size(tif: Path, h: "_Header") -> None:
+    """Refuse headers that lie about the pixel bytes before anything is allocated (see module doc).
+
+    The blocks the header points to must lie inside the file (a truncated file, or a 40-Gpx
+    header on a 1-KB file, fails here rather than at some tile read after GPU work), and one
+    block must be decodable in bounded memory.
+    """
+    item = max(_itemsize(d) for d in h.dtypes)
+    claim = f"{h.height} rows x {h.width} columns x {h.count} band(s) of {h.dtypes[0]}"
+    have = tif.stat().st_size
+    if h.data_end > have:
+        need = h.height * h.width * h.count * item
+        raise SceneError(f"TIFF is truncated or its header is corrupt: it claims {claim} ({need:,} bytes of "
+                         f"pixels uncompressed) stored up to byte {h.data_end:,}, but the file is only "
+                         f"{have:,} bytes", tif)
+    bh, bw = h.block_shape
+    block = bh * bw * item * (h.count if h.pixel_interleaved else 1)
+    if block > MAX_BLOCK_BYTES:
+        raise SceneError(f"TIFF header claims {claim} with one block of {bh} x {bw} pixels ({block:,} bytes): "
+                         f"reading any window would decode that whole block (limit {MAX_BLOCK_BYTES:,} bytes); "
+                         "the file is corrupt or must be re-tiled (gdal_translate -co TILED=YES)", tif)
+
+
+def _error_detail(exc: BaseException) -> str:
+    """The useful part of a rasterio error: its GDAL cause, not 'See previous exception'."""
+    parts = [str(exc)]
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) and str(cause) not in parts[0]:
+        parts.append(str(cause))
+    return ": ".join(p for p in parts if "See previous exception" not in p) or parts[0]
 
 
 def _read_header(tif: Path) -> _Header:
@@ -116,6 +233,9 @@ def _read_header(tif: Path) -> _Header:
                     driver=ds.driver, count=ds.count, dtypes=tuple(ds.dtypes), height=ds.height, width=ds.width,
                     descriptions=tuple(ds.descriptions), tags=dict(ds.tags()), nodata=tuple(ds.nodatavals),
                     crs=ds.crs, transform=ds.transform, gcps=tuple(gcps or ()), gcp_crs=gcp_crs,
+                    block_shape=tuple(ds.block_shapes[0]) if ds.block_shapes else (0, 0),  # type: ignore[arg-type]
+                    pixel_interleaved=str(getattr(ds.interleaving, "value", ds.interleaving)).upper() == "PIXEL",
+                    data_end=_block_data_end(ds),
                 )
     except Exception as exc:  # any GDAL/rasterio failure on a bad file becomes one clear error
         raise SceneError(f"cannot open GeoTIFF (corrupt, truncated or not a raster): {exc}", tif) from exc
@@ -222,7 +342,8 @@ class Scene:
             raise
         except Exception as exc:
             raise SceneError(f"cannot read window rows {row_off}..{row_off + height} cols {col_off}.."
-                             f"{col_off + width} (corrupt or truncated TIFF?): {exc}", self.path) from exc
+                             f"{col_off + width} (corrupt or truncated TIFF?): {_error_detail(exc)}",
+                             self.path) from exc
         if self.kind == "sar":
             return self._sar(raw)
         return self._optical(raw, (row_off, col_off, height, width))
@@ -472,15 +593,13 @@ def open_scene(path: str | Path, reflectance_scale: float | None = None) -> Scen
         raise SceneError(f"reflectance_scale must be a positive number, got {reflectance_scale!r}", p)
     if p.name.endswith(SIDECAR_SUFFIX):
         p = _tif_for(p)
-    if not p.exists():
-        raise SceneError("scene file does not exist", p)
-    if not p.is_file():
-        raise SceneError("scene path is not a file", p)
+    check_scene_path(p)
     header = _read_header(p)
     if header.driver not in ("GTiff", "COG"):
         raise SceneError(f"not a GeoTIFF (GDAL driver {header.driver})", p)
     if header.height <= 0 or header.width <= 0 or header.count <= 0:
         raise SceneError(f"empty raster ({header.count} bands, {header.height} x {header.width})", p)
+    _check_header_size(p, header)
     sidecar = _sidecar_for(p)
     doc = load_json(sidecar) if sidecar.exists() else None
     if doc is not None:
@@ -506,11 +625,32 @@ def _platform_tag(header: _Header) -> str | None:
     return str(hit[1]) if hit else None
 
 
-def find_scenes(root: str | Path) -> list[Path]:
-    """Every .tif/.tiff under ``root`` (recursive, sorted); a file given directly is returned alone."""
+def find_scenes(root: str | Path, broken_links: bool = False) -> list[Path]:
+    """Every scene candidate under ``root`` (recursive, sorted); a file given directly is returned alone.
+
+    Candidates are .tif/.tiff files and ``*_extended.json`` sidecars with no TIFF beside them (an
+    orphaned sidecar means a lost image; :func:`open_scene` says so). ``broken_links=True`` also
+    returns .tif/.tiff symlinks that lead nowhere (dangling, or a loop) so that a batch reports
+    them instead of silently scanning fewer scenes than were delivered; off by default because
+    such a path cannot be ``stat()``-ed, and callers that sort or fingerprint by ``stat()`` must
+    be ready for that (``pipelines.batch.run_batch`` is). Directory symlinks are never followed,
+    so a link loop cannot make the walk endless.
+    """
     p = Path(root)
     if not p.exists():
         raise SceneError("scene folder or file does not exist", p)
-    if p.is_file():
+    if not p.is_dir():
         return [p]
-    return sorted(f for f in p.rglob("*") if f.suffix.lower() in TIFF_SUFFIXES and f.is_file())
+    found: list[Path] = []
+    for dirpath, _dirnames, filenames in os.walk(p, followlinks=False):
+        d = Path(dirpath)
+        # os.walk lists dangling links and link loops with the files (it cannot tell they are dirs).
+        tif_stems = {Path(n).stem for n in filenames if Path(n).suffix.lower() in TIFF_SUFFIXES}
+        for n in filenames:
+            f = d / n
+            if f.suffix.lower() in TIFF_SUFFIXES:
+                if broken_links or f.is_file():
+                    found.append(f)
+            elif n.endswith(SIDECAR_SUFFIX) and n[: -len(SIDECAR_SUFFIX)] not in tif_stems:
+                found.append(f)
+    return sorted(found)
