@@ -1,19 +1,31 @@
-"""Evaluate the learned SAR detector on data it never saw, with the shared vessel matching.
+"""Evaluate the learned SAR detector, CFAR and their combinations on data the model never saw.
 
 Uses ``benchmarks/eval_vessels.py`` for matching (Hungarian; generated scenes: centre within
-max(10 m, L/2); SSDD: centre inside the truth box grown by 2 px), metrics and the project-wide
-SSDD hold-out, and adds what matters for the learned model:
+max(10 m, L/2) of the truth centre; SSDD: centre inside the truth box grown by 2 px), metrics
+and the project-wide SSDD hold-out (:func:`eval_vessels.ssdd_holdout`, the same split
+``detectors/training/splits.py`` keeps out of training - a test checks that they agree).
 
-* generated scenes: fresh seeds (default 1000-1019, the model trained on 0-199 and chose its
-  threshold on 900-919), 0.5 m, 2048 x 2048 (1 km); run as the pipeline runs it (``valid`` =
-  no-data only, land *not* masked) and again with the true land mask given; false alarms are
-  attributed to the nearest generator trap (sidelobe / ambiguity / urban, within 15 m) or land;
-* SSDD: the hold-out chips only (never trained on, never used for the threshold), read as
-  amplitude (intensity = (DN + 0.5)^2) with the working spacing (1 m) the model was trained
-  with - SSDD has no spacing, so the chips' pixels are taken as the working grid's;
-* optional ``--compare-onnx``: the same scenes through ``sar-learned-onnx``, detections compared.
+Methods, each at its own stored operating point (nothing here is tuned on the data evaluated):
 
-    .venv/bin/python benchmarks/eval_learned.py --seeds 1000-1019 \\
+* ``sar-learned`` - the CenterNet at the score threshold stored with its weights (chosen by the
+  training script on the *validation* split: generated seeds 900-999, SSDD ``val`` chips);
+* ``sar-cfar`` - the CFAR detector with its default configuration;
+* ``union`` - every learned detection plus every CFAR detection with no learned detection within
+  max(10 m, L/2) (L: the learned detection's length);
+* ``both`` - learned detections confirmed by a CFAR detection within the same radius.
+
+Data:
+
+* generated scenes: fresh seeds (default 1000-1009; training used seeds 0-899 at most and the
+  threshold seeds 900-999), 0.5 m, 1024 x 1024, run as the pipeline runs them (``valid`` =
+  no-data only, land *not* masked); false alarms are attributed to the nearest generator trap
+  (sidelobe / ambiguity / urban, within 15 m) or to land;
+* SSDD: the hold-out chips (``--ssdd-split holdout``, default) - or the ``val`` chips, for
+  choices made on validation data - read as amplitude (intensity = (DN + 0.5)^2). The chips
+  carry no spacing: the learned model sees them at its 1 m working spacing (as in training),
+  CFAR at 3 m (``eval_vessels.py``'s documented default for SSDD); matching is in pixels.
+
+    .venv/bin/python benchmarks/eval_learned.py --seeds 1000-1009 --size 1024 \\
         --ssdd ../shared/datasets/ssdd_train --out benchmarks/results/eval_learned.json
 """
 
@@ -39,6 +51,21 @@ from eval_vessels import _seeds, load_coco, match, metrics, ssdd_holdout  # noqa
 
 log = logging.getLogger("eval_learned")
 RESULTS = Path(__file__).parent / "results"
+METHODS = ("sar-learned", "sar-cfar", "union", "both")
+
+
+def _radius_px(d: Any, spacing: float) -> float:
+    length = d.length_m if d.length_m is not None else 0.0
+    return max(10.0, 0.5 * float(length)) / spacing
+
+
+def combine(learned: list[Any], cfar: list[Any], spacing: float) -> dict[str, list[Any]]:
+    """``union`` and ``both`` (see the module docstring) from one image's detections."""
+    near = [[math.hypot(a.row - b.row, a.col - b.col) <= _radius_px(a, spacing) for b in cfar] for a in learned]
+    confirmed = [d for d, row in zip(learned, near) if any(row)]
+    cfar_covered = {j for row in near for j, hit in enumerate(row) if hit}
+    union = list(learned) + [b for j, b in enumerate(cfar) if j not in cfar_covered]
+    return {"union": union, "both": confirmed}
 
 
 def _fp_causes(dets: list[Any], pairs: list[tuple[int, int]], traps: list[dict[str, Any]], land: np.ndarray,
@@ -59,77 +86,103 @@ def _fp_causes(dets: list[Any], pairs: list[tuple[int, int]], traps: list[dict[s
     return out
 
 
-def eval_generated(det: Any, seeds: list[int], size: int, spacing: float, land_mask: bool,
-                   other: Any | None = None) -> dict[str, Any]:
+def eval_generated(dets_by: dict[str, Any], seeds: list[int], size: int, spacing: float, land_mask: bool,
+                   onnx: Any | None = None) -> dict[str, Any]:
     from pipelines.synth.sar import make_sar_scene
 
-    rows, causes, per_seed = [], {}, []
+    rows: dict[str, list] = {m: [] for m in METHODS}
+    causes: dict[str, dict[str, int]] = {m: {} for m in METHODS}
+    missed: dict[str, list] = {m: [] for m in METHODS}
+    t_det = {m: 0.0 for m in dets_by}
     agree = {"scenes": 0, "same_count": 0, "max_pos_diff_px": 0.0, "max_score_diff": 0.0}
-    t_det = 0.0
     for seed in seeds:
         s = make_sar_scene(seed, size, size, spacing)
         valid = s.dn > 0
         if land_mask:
             valid &= ~s.land_mask
         x, v = torch.from_numpy(s.sigma0_from_dn()), torch.from_numpy(valid)
-        t0 = time.perf_counter()
-        dets = det.detect(x, spacing_m=(spacing, spacing), valid=v)
-        t_det += time.perf_counter() - t0
+        got: dict[str, list] = {}
+        for name, det in dets_by.items():
+            t0 = time.perf_counter()
+            got[name] = det.detect(x, spacing_m=(spacing, spacing), valid=v)
+            t_det[name] += time.perf_counter() - t0
+        got.update(combine(got["sar-learned"], got["sar-cfar"], spacing))
         truth = [t for t in s.truth if t["kind"] in ("vessel", "lifeboat")]
         traps = [t for t in s.truth if t["kind"] == "trap"]
-        pairs = match(dets, truth, spacing)
-        rows.append((dets, truth, pairs))
-        for k, n in _fp_causes(dets, pairs, traps, s.land_mask, spacing).items():
-            causes[k] = causes.get(k, 0) + n
-        missed = [(t["kind"], t["length_m"]) for j, t in enumerate(truth) if j not in {b for _, b in pairs}]
-        per_seed.append({"seed": seed, "det": len(dets), "truth": len(truth), "tp": len(pairs), "missed": missed})
-        log.info("seed %d: %d det, %d truth, %d matched, missed %s", seed, len(dets), len(truth), len(pairs), missed)
-        if other is not None:
-            od = other.detect(x, spacing_m=(spacing, spacing), valid=v)
+        for m in METHODS:
+            pairs = match(got[m], truth, spacing)
+            rows[m].append((got[m], truth, pairs))
+            for k, n in _fp_causes(got[m], pairs, traps, s.land_mask, spacing).items():
+                causes[m][k] = causes[m].get(k, 0) + n
+            hit = {b for _, b in pairs}
+            missed[m].extend([seed, t["kind"], round(float(t["length_m"]), 1)] for j, t in enumerate(truth)
+                             if j not in hit)
+        log.info("seed %d: %d truth; %s", seed, len(truth),
+                 ", ".join(f"{m} {len(rows[m][-1][2])}/{len(got[m])}" for m in METHODS))
+        if onnx is not None:
+            od = onnx.detect(x, spacing_m=(spacing, spacing), valid=v)
+            ld = got["sar-learned"]
             agree["scenes"] += 1
-            if len(od) == len(dets):
+            if len(od) == len(ld):
                 agree["same_count"] += 1
-                for a, b in zip(dets, od):
+                for a, b in zip(ld, od):
                     agree["max_pos_diff_px"] = max(agree["max_pos_diff_px"], math.hypot(a.row - b.row, a.col - b.col))
                     agree["max_score_diff"] = max(agree["max_score_diff"], abs(a.score - b.score))
-    m = metrics(rows)
-    m["false_alarm_causes"] = causes
-    m["seconds_per_scene_detect"] = round(t_det / max(1, len(seeds)), 3)
-    m["per_seed"] = per_seed
-    if other is not None:
-        m["onnx_agreement"] = agree
-    return m
+    out: dict[str, Any] = {}
+    for m in METHODS:
+        r = metrics(rows[m])
+        r["false_alarm_causes"] = causes[m]
+        r["missed"] = missed[m]
+        if m in t_det:
+            r["seconds_per_scene_detect"] = round(t_det[m] / max(1, len(seeds)), 3)
+        out[m] = r
+    if onnx is not None:
+        out["onnx_agreement"] = agree
+    return out
 
 
-def eval_ssdd(det: Any, root: Path, spacing: float) -> dict[str, Any]:
+def eval_ssdd(dets_by: dict[str, Any], root: Path, split: str, spacing: dict[str, float]) -> dict[str, Any]:
     from PIL import Image
 
     imgs, anns = load_coco(root / "instances_train.json")
-    held = ssdd_holdout([im["id"] for im in imgs])
-    rows = []
+    if split == "holdout":
+        chosen = ssdd_holdout([im["id"] for im in imgs])
+    else:
+        from detectors.training.splits import ssdd_split
+
+        chosen = {im["id"] for im in imgs if ssdd_split(im["id"]) == split}
+    rows: dict[str, list] = {m: [] for m in METHODS}
     for im in imgs:
-        if im["id"] not in held:
+        if im["id"] not in chosen:
             continue
         a = np.asarray(Image.open(root / "images" / im["file_name"]).convert("L"), np.float32)
-        dets = det.detect(torch.from_numpy((a + 0.5) ** 2), spacing_m=(spacing, spacing))
+        x = torch.from_numpy((a + 0.5) ** 2)
+        got = {name: det.detect(x, spacing_m=(spacing[name], spacing[name])) for name, det in dets_by.items()}
+        got.update(combine(got["sar-learned"], got["sar-cfar"], spacing["sar-learned"]))
         truth = anns.get(im["id"], [])
-        rows.append((dets, truth, match(dets, truth, None)))
-    m = metrics(rows)
-    m["n_images"] = len(rows)
-    m["n_ships"] = sum(len(r[1]) for r in rows)
-    m["assumed_spacing_m"] = spacing
-    return m
+        for m in METHODS:
+            rows[m].append((got[m], truth, match(got[m], truth, None)))
+    out: dict[str, Any] = {m: metrics(rows[m]) for m in METHODS}
+    out["split"] = split
+    out["n_images"] = len(rows["sar-learned"])
+    out["n_ships"] = sum(len(r[1]) for r in rows["sar-learned"])
+    out["assumed_spacing_m"] = spacing
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--detector", default="sar-learned")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--seeds", default="1000-1019")
-    ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--weights", type=Path, default=None, help="learned .pt (default: the shipped weights)")
+    ap.add_argument("--no-refine", action="store_true", help="learned: keep heatmap-peak centres (no blob refinement)")
+    ap.add_argument("--seeds", default="1000-1009")
+    ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--spacing", type=float, default=0.5)
+    ap.add_argument("--land-mask", action="store_true", help="also run with the true land mask given")
     ap.add_argument("--ssdd", type=Path, default=None, help="SSDD folder (instances_train.json + images/)")
-    ap.add_argument("--ssdd-spacing", type=float, default=1.0)
+    ap.add_argument("--ssdd-split", choices=("holdout", "val"), default="holdout")
+    ap.add_argument("--ssdd-spacing-learned", type=float, default=1.0)
+    ap.add_argument("--ssdd-spacing-cfar", type=float, default=3.0)
     ap.add_argument("--compare-onnx", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
@@ -138,24 +191,43 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from detectors.registry import get_detector
 
-    det = get_detector(args.detector, device=args.device)
-    other = get_detector("sar-learned-onnx", device=args.device) if args.compare_onnx else None
-    seeds = _seeds(args.seeds)
-    out: dict[str, Any] = {"detector": args.detector, "version": getattr(det, "version", None),
-                           "score_threshold": getattr(det, "score_threshold", None),
-                           "seeds": args.seeds, "size": args.size, "spacing_m": args.spacing}
+    opts: dict[str, Any] = {"refine_centres": not args.no_refine}
+    if args.weights:
+        opts["weights"] = args.weights
+    learned = get_detector("sar-learned", device=args.device, **opts)
+    dets_by = {"sar-learned": learned, "sar-cfar": get_detector("sar-cfar", device=args.device)}
+    onnx = get_detector("sar-learned-onnx", device=args.device) if args.compare_onnx else None
+    seeds = _seeds(args.seeds) if args.seeds else []
+    from detectors.training.splits import SYNTH_TEST_SEED0
+
+    if any(s < SYNTH_TEST_SEED0 for s in seeds):
+        log.warning("seeds below %d were used for training or threshold choice", SYNTH_TEST_SEED0)
+    out: dict[str, Any] = {"learned_version": learned.version, "learned_score_threshold": learned.score_threshold,
+                           "learned_training_command": learned.metadata.get("training_command"),
+                           "learned_refine_centres": learned.refine_centres,
+                           "methods": list(METHODS), "seeds": args.seeds, "size": args.size,
+                           "spacing_m": args.spacing}
     t0 = time.time()
-    out["generated_pipeline_valid"] = eval_generated(det, seeds, args.size, args.spacing, False, other)
-    out["generated_land_mask_given"] = eval_generated(det, seeds, args.size, args.spacing, True)
+    if seeds:
+        out["generated_pipeline_valid"] = eval_generated(dets_by, seeds, args.size, args.spacing, False, onnx)
+        if args.land_mask:
+            out["generated_land_mask_given"] = eval_generated(dets_by, seeds, args.size, args.spacing, True)
     if args.ssdd is not None:
-        out["ssdd_holdout"] = eval_ssdd(det, args.ssdd, args.ssdd_spacing)
+        out[f"ssdd_{args.ssdd_split}"] = eval_ssdd(dets_by, args.ssdd, args.ssdd_split,
+                                                   {"sar-learned": args.ssdd_spacing_learned,
+                                                    "sar-cfar": args.ssdd_spacing_cfar})
     out["seconds"] = round(time.time() - t0, 1)
     out["command"] = "python benchmarks/eval_learned.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    for key in ("generated_pipeline_valid", "generated_land_mask_given", "ssdd_holdout"):
-        if key in out:
-            m = out[key]
-            lb = m.get("recall_by_class", {}).get("lifeboat", {}).get("recall")
-            log.info("%s: P %.4f R %.4f F1 %.4f lifeboat recall %s", key, m["precision"], m["recall"], m["f1"], lb)
+    summary = {}
+    for key, res in out.items():
+        if isinstance(res, dict) and "sar-learned" in res:
+            for m in METHODS:
+                r = res[m]
+                lb = r.get("recall_by_class", {}).get("lifeboat", {}).get("recall")
+                summary[f"{key}/{m}"] = {"P": r["precision"], "R": r["recall"], "F1": r["f1"], "lifeboat_R": lb}
+                log.info("%s %-11s P %.4f R %.4f F1 %.4f lifeboat recall %s", key, m, r["precision"], r["recall"],
+                         r["f1"], lb)
+    out["summary"] = summary
     text = json.dumps(out, indent=1)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -148,11 +148,49 @@ def test_finds_an_obvious_ship(det_torch: LearnedSarDetector, ship_tile: np.ndar
     assert sum(d.score >= det_torch.score_threshold for d in dets) == 1
 
 
+def test_network_peak_alone_is_at_the_hull_centre(ship_tile: np.ndarray) -> None:
+    """The weights themselves (no blob refinement) peak at the hull centre, once: the first
+    weights answered a long hull with a ridge peaking at its ends (two detections, 26 px off)."""
+    det = LearnedSarDetector(device="cpu", refine_centres=False)
+    dets = det.detect(torch.from_numpy(ship_tile), spacing_m=(0.5, 0.5))
+    assert len(dets) == 1
+    assert math.hypot(dets[0].row - 128.0, dets[0].col - 120.0) < 12.0
+
+
+def test_refinement_merges_peaks_on_one_hull(det_torch: LearnedSarDetector, ship_tile: np.ndarray) -> None:
+    """Decoding: two heatmap peaks near the two ends of one hull give one detection at its centre,
+    while a small box beside the hull (a lifeboat) is never merged into it."""
+    img = ship_tile.copy()
+    _add_hull(img, 60.0, 200.0, 14.0, 5.0, 0.0, level=1.0)  # a 7 m boat well clear of the hull
+    feats, power, vw = det_torch.prepare(torch.from_numpy(img)[None], (0.5, 0.5), None)
+    h, w = feats.shape[-2] // L.STRIDE, feats.shape[-1] // L.STRIDE
+    heat = torch.zeros(1, h, w)
+    reg = torch.zeros(4, h, w)
+    # Working grid (1 m): hull centre (63.75, 59.75), 60 m long at 30 deg; its ends +-26 m away.
+    # Cells (r, c) cover working pixels (2r .. 2r+1, 2c .. 2c+1).
+    for (r, c), sc in (((19, 37), 0.9), ((44, 22), 0.8)):
+        heat[0, r, c] = sc
+        reg[0, r, c], reg[1, r, c] = math.log(57.0), math.log(39.0)
+    heat[0, 14, 49] = 0.7  # the boat: working (29.75, 99.75)
+    reg[0, 14, 49], reg[1, 14, 49] = math.log(7.0), math.log(3.0)
+    got = det_torch._postprocess(heat, reg, power[0], vw[0], img.shape, (0.5, 0.5))
+    ships = [d for d in got if d.kind == "vessel"]
+    boats = [d for d in got if d.kind == "lifeboat"]
+    assert len(ships) == 1 and len(boats) == 1, got
+    assert math.hypot(ships[0].row - 128.0, ships[0].col - 120.0) < 4.0
+    assert math.hypot(boats[0].row - 60.0, boats[0].col - 200.0) < 4.0
+
+
 def test_empty_sea_and_masked_ship_give_nothing(det_torch: LearnedSarDetector, ship_tile: np.ndarray) -> None:
     assert det_torch.detect(torch.from_numpy(_sea(200, 200, seed=3)), spacing_m=(0.5, 0.5)) == []
+    # The hull spans rows 72-184, cols 82-158 (120 x 20 px at 30 deg): mask all of it, with a
+    # margin for the 2x2 averaging onto the 1 m working grid. (A mask that leaves the hull's two
+    # tips valid leaves two bright ~5 m objects that a small-boat detector must report.)
     valid = torch.ones(ship_tile.shape, dtype=torch.bool)
-    valid[80:180, 60:180] = False
+    valid[64:196, 72:168] = False
     assert det_torch.detect(torch.from_numpy(ship_tile), spacing_m=(0.5, 0.5), valid=valid) == []
+    # The valid mask is applied to the outputs: the same tile, nothing masked, has its ship.
+    assert det_torch.detect(torch.from_numpy(ship_tile), spacing_m=(0.5, 0.5), valid=torch.ones(ship_tile.shape, dtype=torch.bool)) != []
 
 
 def test_detect_batch_matches_detect(det_torch: LearnedSarDetector, ship_tile: np.ndarray) -> None:

@@ -37,14 +37,22 @@ Pipeline (``detect``):
 4. **Decoding**: local maxima of the heatmap (3x3), score >= the threshold stored with the
    weights (chosen on *validation* seeds/images by the training script, never on the test
    data), box non-maximum suppression, peaks on invalid pixels dropped.
+   **Centre refinement** (``refine_centres``, default on, chosen on the validation split): a
+   CenterNet peak on a long hull may sit anywhere along it, and a hull can raise two peaks. When
+   the bright blob around a peak (below) is seen whole inside a window twice the predicted box,
+   is at most 1.5x the predicted box and has its centroid inside it, the detection moves to the
+   blob's centroid, and a later peak on a blob already reported is dropped (unless its box is
+   under a quarter of the first one's: a small boat against a hull keeps its own detection).
 5. **Shape**: length, width and heading come from the second moments of the bright blob
    (pixels >= 6 dB over the tile median and within 12 dB of the blob's peak, connected to
-   the peak) inside the predicted box: for a uniform rectangle the variance along its axis is
+   the peak) around the predicted box: for a uniform rectangle the variance along its axis is
    L^2 / 12. Heading is the hull axis, 0-180 deg clockwise from image up (bow and stern are
    not told apart). ``kind`` is ``lifeboat`` when the length is <= ``LIFEBOAT_MAX_LENGTH_M``.
 
 Weights: ``detectors/weights/sar_centernet.pt`` and ``.onnx``, trained by
-``python -m detectors.training.train_sar --seed 0`` and checked against their sha256 (a line in
+``python -m detectors.training.train_sar --seed 0 --scenes 120 --iters 1100 --crop 160
+--batch-synth 6 --batch-ssdd 6 --threads 1 --val-scenes 20 --max-minutes 11`` (the command is also
+in the weights' metadata) and checked against their sha256 (a line in
 ``detectors/weights/SHA256SUMS`` or ``<file>.sha256``) before use; a mismatch raises
 :class:`~detectors.errors.WeightsError`.
 """
@@ -391,12 +399,15 @@ def decode_peaks(heat: torch.Tensor, reg: torch.Tensor, threshold: float,
     return out
 
 
-def blob_shape(db: np.ndarray, peak_rc: tuple[int, int], median_db: float) -> tuple[float, float, float] | None:
-    """(length_px, width_px, heading_deg) of the bright blob around ``peak_rc`` in a dB window.
+def blob_moments(db: np.ndarray, peak_rc: tuple[int, int], median_db: float) -> dict[str, Any] | None:
+    """The bright blob around ``peak_rc`` in a dB window: shape, centroid, extent and pixels.
 
     Pixels >= median + 6 dB and >= brightest - 12 dB, 8-connected to the brightest pixel near
     the peak; second moments give the axes (L = sqrt(12 var + 1) for a uniform rectangle of
-    unit pixels). Heading: hull axis clockwise from image up, 0-180 deg. None if no blob.
+    unit pixels). Heading: hull axis clockwise from image up, 0-180 deg. Returns ``length``,
+    ``width``, ``heading`` (px, px, deg), ``centroid`` (amplitude-weighted, window px),
+    ``extent`` (rows, cols spanned), ``touches_edge`` (the blob reaches the window border, so it
+    may continue outside it), ``seed`` (the brightest pixel) and ``pixels`` (rr, cc); None if no blob.
     """
     from scipy import ndimage
 
@@ -427,11 +438,18 @@ def blob_shape(db: np.ndarray, peak_rc: tuple[int, int], median_db: float) -> tu
                     [(wts * dr * dc).sum(), (wts * dc * dc).sum()]]) / ws
     evals, evecs = np.linalg.eigh(cov)
     lam_min, lam_max = max(float(evals[0]), 0.0), max(float(evals[1]), 0.0)
-    length = math.sqrt(12.0 * lam_max + 1.0)
-    width = math.sqrt(12.0 * lam_min + 1.0)
     er, ec = float(evecs[0, 1]), float(evecs[1, 1])
-    heading = math.degrees(math.atan2(ec, -er)) % 180.0
-    return length, width, heading
+    return {"length": math.sqrt(12.0 * lam_max + 1.0), "width": math.sqrt(12.0 * lam_min + 1.0),
+            "heading": math.degrees(math.atan2(ec, -er)) % 180.0, "centroid": (float(mr), float(mc)),
+            "extent": (int(rr.max() - rr.min() + 1), int(cc.max() - cc.min() + 1)),
+            "touches_edge": bool(rr.min() == 0 or cc.min() == 0 or rr.max() == h - 1 or cc.max() == w - 1),
+            "seed": (int(pr), int(pc)), "pixels": (rr, cc)}
+
+
+def blob_shape(db: np.ndarray, peak_rc: tuple[int, int], median_db: float) -> tuple[float, float, float] | None:
+    """(length_px, width_px, heading_deg) of the bright blob around ``peak_rc`` (see :func:`blob_moments`)."""
+    b = blob_moments(db, peak_rc, median_db)
+    return None if b is None else (b["length"], b["width"], b["heading"])
 
 
 # ------------------------------------------------------------------------------ detector
@@ -441,6 +459,9 @@ class _SarLearnedBase:
     modality: ClassVar[str] = "sar"
     name: str = "sar-learned"
     version: str = MODEL_VERSION
+    #: Move each detection to the centroid of its bright blob and merge peaks on one blob (see
+    #: ``_postprocess``); chosen on the validation split (``benchmarks/results/eval_learned_val.json``).
+    refine_centres: bool = True
 
     def __init__(self, device: torch.device | str | None, score_threshold: float | None,
                  meta: Mapping[str, Any]) -> None:
@@ -526,16 +547,37 @@ class _SarLearnedBase:
         db_all = 10 * np.log10(np.maximum(pw_np, 1e-10))
         db_all[~vnp] = -100.0
         out: list[Detection] = []
+        taken: list[tuple[set[tuple[int, int]], float]] = []  # accepted blobs (pixels) and box areas
         for score, row, col, bh, bw in peaks:
-            r0 = int(max(0, math.floor(row - 0.65 * bh - 3)))
-            r1 = int(min(hw, math.ceil(row + 0.65 * bh + 4)))
-            c0 = int(max(0, math.floor(col - 0.65 * bw - 3)))
-            c1 = int(min(ww, math.ceil(col + 0.65 * bw + 4)))
+            # The blob is looked for in a window twice the predicted box (so a hull whose peak
+            # fell near one end is still seen whole), at least 7 px around small boxes.
+            r0 = int(max(0, math.floor(row - bh / 2 - max(bh / 2, 4.0) - 3)))
+            r1 = int(min(hw, math.ceil(row + bh / 2 + max(bh / 2, 4.0) + 4)))
+            c0 = int(max(0, math.floor(col - bw / 2 - max(bw / 2, 4.0) - 3)))
+            c1 = int(min(ww, math.ceil(col + bw / 2 + max(bw / 2, 4.0) + 4)))
             pr = int(min(max(round(row), 0), hw - 1)) - r0
             pc = int(min(max(round(col), 0), ww - 1)) - c0
-            shp = blob_shape(db_all[r0:r1, c0:c1], (pr, pc), median_db) if r1 > r0 and c1 > c0 else None
-            if shp is not None:
-                length_px, width_px, heading = shp
+            blob = blob_moments(db_all[r0:r1, c0:c1], (pr, pc), median_db) if r1 > r0 and c1 > c0 else None
+            if blob is not None and self.refine_centres:
+                # Centre refinement: a CenterNet peak on a long hull can sit anywhere along it; the
+                # centroid of the hull's bright blob is the better centre - when the blob is the
+                # object the network boxed (seen whole, about the predicted size, its centroid in
+                # the predicted box). Otherwise (land, a merged cluster) the peak stands.
+                br, bc = blob["centroid"]
+                br, bc = br + r0, bc + c0
+                eh, ew = blob["extent"]
+                if (not blob["touches_edge"] and eh <= 1.5 * bh + 4 and ew <= 1.5 * bw + 4
+                        and abs(br - row) <= bh / 2 + 1 and abs(bc - col) <= bw / 2 + 1):
+                    pix = set(zip((blob["pixels"][0] + r0).tolist(), (blob["pixels"][1] + c0).tolist()))
+                    seed = (blob["seed"][0] + r0, blob["seed"][1] + c0)
+                    # A second peak on a blob already reported (and not a much smaller box: a
+                    # lifeboat moored against a hull keeps its own detection) is the same object.
+                    if any(seed in p and bh * bw >= 0.25 * a for p, a in taken):
+                        continue
+                    taken.append((pix, bh * bw))
+                    row, col = br, bc
+            if blob is not None:
+                length_px, width_px, heading = blob["length"], blob["width"], blob["heading"]
                 length_px = min(length_px, math.hypot(bh, bw) * 1.2 + 2)
             else:  # no bright blob (faint target): fall back on the predicted box
                 length_px, width_px, heading = max(bh, bw), min(bh, bw), (0.0 if bh >= bw else 90.0)
@@ -580,16 +622,26 @@ class LearnedSarDetector(_SarLearnedBase):
     name = "sar-learned"
 
     def __init__(self, device: torch.device | str | None = None, weights: str | Path | None = None,
-                 score_threshold: float | None = None, sha256: str | None = None, **kw: Any) -> None:
+                 score_threshold: float | None = None, sha256: str | None = None, refine_centres: bool = True,
+                 **kw: Any) -> None:
         """``weights``: a ``.pt`` checkpoint (default: the shipped one), verified by sha256;
-        ``score_threshold``: override the validated threshold stored with the weights."""
+        ``score_threshold``: override the validated threshold stored with the weights;
+        ``refine_centres``: blob-centroid centres and same-blob merging (default on)."""
         if kw:
             raise DetectorInputError(f"sar-learned: unknown options {sorted(kw)}")
         net, meta = load_checkpoint(weights, sha256)
         super().__init__(device, score_threshold, meta)
+        self.refine_centres = bool(refine_centres)
         self.net = SarCenterNetExport(net).to(self.device).eval()
+        # --- radiation hardening hook (detectors/integrity.py): live weights re-hashed every few
+        # batches; a bit flip is restored from the golden copy, else from the verified file.
+        from detectors.integrity import WeightGuard
+
+        self.integrity = WeightGuard(self.net, name=self.name,
+                                     reload=lambda: SarCenterNetExport(load_checkpoint(weights, sha256)[0]))
 
     def _heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.integrity.tick()  # radiation hardening hook
         return self.net(feats)
 
 
@@ -600,9 +652,10 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
     name = "sar-learned-onnx"
 
     def __init__(self, device: torch.device | str | None = None, weights: str | Path | None = None,
-                 score_threshold: float | None = None, sha256: str | None = None, **kw: Any) -> None:
+                 score_threshold: float | None = None, sha256: str | None = None, refine_centres: bool = True,
+                 **kw: Any) -> None:
         """``weights``: an ``.onnx`` file (default: the shipped one), verified by sha256; its
-        metadata carries the threshold and version."""
+        metadata carries the threshold and version. ``refine_centres``: as for ``sar-learned``."""
         from detectors.onnx_runtime import make_session, onnx_metadata
 
         if kw:
@@ -610,6 +663,7 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
         path = verify_weights(ONNX_FILE if weights is None else weights, sha256)
         meta = onnx_metadata(path)
         super().__init__(device, score_threshold, meta)
+        self.refine_centres = bool(refine_centres)
         self.session = make_session(path, self.device)
         self.providers = list(self.session.get_providers())
 

@@ -11,13 +11,16 @@ Data (splits fixed in :mod:`detectors.training.splits` before training):
   generated seeds 900-919 choose the score threshold; SSDD ``holdout`` (20 %) and seeds >= 1000
   are for the benchmark only and are never read here.
 
-Training: 128 x 128 crops of the 1 m working grid, half generated and half SSDD per batch;
+Training: ``--crop`` x ``--crop`` crops (default 128; the shipped weights used 160) of the 1 m
+working grid, half generated and half SSDD per batch;
 generated crops centred on a ship/lifeboat (45 %), a trap (20 %) or anywhere (35 %); SSDD crops
 on a ship (70 %) or anywhere. Augmentation: flips, 90-degree rotations, a contrast gain
 (0.8-1.25 on the normalised dB channels - the normalisation removes absolute gain already).
+Heatmap targets: elliptical Gaussians with sigma = ``--gauss-alpha`` (0.54, TTFNet) x box side / 6.
 Loss: CenterNet focal loss on the heatmap + L1 on log box size and centre offset. Adam with a
 cosine schedule, a fixed number of iterations (deterministic); ``torch.set_num_threads``
-(default 2) keeps it light on shared CPUs.
+(default 2) keeps it light on shared CPUs - on a CPU shared with other jobs use ``--threads 1``
+(two threads on an oversubscribed CPU ran ~6x slower per iteration than one).
 
 Threshold: the score threshold maximising the mean of the generated-validation F1 and the
 SSDD-validation F1 (centre matching, see :mod:`detectors.training.matching`) is stored in the
@@ -55,22 +58,26 @@ from detectors.training.splits import SYNTH_VAL_SEEDS, ssdd_split
 log = logging.getLogger("train_sar")
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 CROP = 128
+#: Heatmap Gaussian sigma = GAUSS_ALPHA * box side / 6 (TTFNet's alpha, Liu et al. 2020). The first
+#: weights used 1.0: the wide, flat targets let the net answer with a ridge along a long hull
+#: instead of a peak at its centre (peaks at the hull ends, duplicate detections).
+GAUSS_ALPHA = 0.54
 
 
 # ------------------------------------------------------------------------------- targets
 def crop_sample(s: Sample, rng: np.random.Generator, centre: tuple[float, float] | None,
-                jitter: float) -> tuple[np.ndarray, np.ndarray]:
-    """A CROP x CROP window of features (zero-padded) and the boxes shifted into it."""
+                jitter: float, crop: int = CROP) -> tuple[np.ndarray, np.ndarray]:
+    """A crop x crop window of features (zero-padded) and the boxes shifted into it."""
     _, h, w = s.feats.shape
     if centre is None:
-        r0 = int(rng.integers(0, max(1, h - CROP + 1)))
-        c0 = int(rng.integers(0, max(1, w - CROP + 1)))
+        r0 = int(rng.integers(0, max(1, h - crop + 1)))
+        c0 = int(rng.integers(0, max(1, w - crop + 1)))
     else:
-        r0 = int(round(centre[0] + rng.uniform(-jitter, jitter) - CROP / 2))
-        c0 = int(round(centre[1] + rng.uniform(-jitter, jitter) - CROP / 2))
-    out = np.zeros((2, CROP, CROP), np.float32)
-    rs, re_ = max(0, r0), min(h, r0 + CROP)
-    cs, ce = max(0, c0), min(w, c0 + CROP)
+        r0 = int(round(centre[0] + rng.uniform(-jitter, jitter) - crop / 2))
+        c0 = int(round(centre[1] + rng.uniform(-jitter, jitter) - crop / 2))
+    out = np.zeros((2, crop, crop), np.float32)
+    rs, re_ = max(0, r0), min(h, r0 + crop)
+    cs, ce = max(0, c0), min(w, c0 + crop)
     if re_ > rs and ce > cs:
         out[:, rs - r0:re_ - r0, cs - c0:ce - c0] = s.feats[:, rs:re_, cs:ce]
     b = s.boxes.copy()
@@ -82,7 +89,7 @@ def crop_sample(s: Sample, rng: np.random.Generator, centre: tuple[float, float]
 
 def augment(x: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random 90-degree rotation, flip and contrast gain; boxes follow."""
-    n = CROP
+    n = x.shape[-1]
     k = int(rng.integers(0, 4))
     for _ in range(k):  # rot90 counter-clockwise: (r, c) -> (n-1-c, r), h <-> w
         x = np.rot90(x, 1, axes=(1, 2))
@@ -97,9 +104,9 @@ def augment(x: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[np.
     return x, b
 
 
-def targets(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def targets(b: np.ndarray, crop: int = CROP, alpha: float = GAUSS_ALPHA) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Heatmap (1, n, n), regression (4, n, n) and its mask (1, n, n) at the output stride."""
-    n = CROP // STRIDE
+    n = crop // STRIDE
     heat = np.zeros((1, n, n), np.float32)
     reg = np.zeros((4, n, n), np.float32)
     mask = np.zeros((1, n, n), np.float32)
@@ -110,7 +117,7 @@ def targets(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not (0 <= i < n and 0 <= j < n):
             continue
         # Elliptical Gaussian sized by the box (TTFNet-style), at least ~1 cell wide.
-        sr, sc = max(0.6, h / STRIDE / 6.0), max(0.6, w / STRIDE / 6.0)
+        sr, sc = max(0.6, alpha * h / STRIDE / 6.0), max(0.6, alpha * w / STRIDE / 6.0)
         g = np.exp(-((yy - i) ** 2) / (2 * sr * sr) - ((xx - j) ** 2) / (2 * sc * sc))
         np.maximum(heat[0], g, out=heat[0])
         heat[0, i, j] = 1.0
@@ -131,7 +138,7 @@ def focal_loss(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 def make_batch(synth: list[Sample], ssdd: list[Sample], rng: np.random.Generator, n_synth: int,
-               n_ssdd: int) -> tuple[torch.Tensor, ...]:
+               n_ssdd: int, crop: int = CROP, alpha: float = GAUSS_ALPHA) -> tuple[torch.Tensor, ...]:
     xs, hs, rs, ms = [], [], [], []
     for k in range(n_synth + n_ssdd):
         if k < n_synth:
@@ -149,9 +156,9 @@ def make_batch(synth: list[Sample], ssdd: list[Sample], rng: np.random.Generator
                 cen, jit = tuple(s.boxes[int(rng.integers(len(s.boxes))), :2]), 40.0
             else:
                 cen, jit = None, 0.0
-        x, b = crop_sample(s, rng, cen, jit)
+        x, b = crop_sample(s, rng, cen, jit, crop)
         x, b = augment(x, b, rng)
-        h, r, m = targets(b)
+        h, r, m = targets(b, crop, alpha)
         xs.append(x), hs.append(h), rs.append(r), ms.append(m)
     return tuple(torch.from_numpy(np.stack(a)) for a in (xs, hs, rs, ms))
 
@@ -214,8 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-scenes", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-minutes", type=float, default=40.0, help="safety cap on the training loop")
+    ap.add_argument("--crop", type=int, default=CROP, help="training crop side (working px, multiple of 16)")
+    ap.add_argument("--gauss-alpha", type=float, default=GAUSS_ALPHA, help="heatmap sigma = alpha * box side / 6")
     ap.add_argument("--ssdd", type=Path, default=SSDD_DIR)
     ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    ap.add_argument("--results", type=Path, default=RESULTS / "train_sar.json", help="training summary (json)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -250,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     run_loss = None
     done = 0
     for it in range(args.iters):
-        x, heat, reg, mask = make_batch(synth, ssdd_train, rng, args.batch_synth, args.batch_ssdd)
+        x, heat, reg, mask = make_batch(synth, ssdd_train, rng, args.batch_synth, args.batch_ssdd, args.crop,
+                                        args.gauss_alpha)
         hl, rl = net(x)
         l_heat = focal_loss(hl, heat)
         npos = mask.sum().clamp_min(1.0)
@@ -282,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         "stride": STRIDE, "working_spacing_m": WORKING_SPACING_M, "normalisation": NORMALISATION,
         "training_data": (f"orbitwatch-synth-sar seeds 0-{args.scenes - 1} (0.35-1 m); SSDD train split "
                           f"({len(ssdd_train)} chips: not in the eval_vessels ssdd_holdout, not in val)"),
-        "training_command": "python -m detectors.training.train_sar " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "seed": args.seed, "iterations": done, "parameters": n_params,
+        "training_command": "python -m detectors.training.train_sar " + _command_args(argv if argv is not None else sys.argv[1:]),
+        "seed": args.seed, "iterations": done, "parameters": n_params, "crop": args.crop,
+        "gauss_alpha": args.gauss_alpha,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "score_threshold": 0.5,
     }
@@ -308,10 +320,26 @@ def main(argv: list[str] | None = None) -> int:
                "threads": args.threads, "iterations": done, "parameters": n_params, "threshold": thr,
                "validation": table, "sha256": {pt.name: sha256_file(pt), onnx_path.name: sha256_file(onnx_path)},
                "metadata": meta}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train_sar.json").write_text(json.dumps(summary, indent=2))
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(summary, indent=2))
     log.info("done in %.0f s: %s", time.time() - t_start, summary["sha256"])
     return 0
+
+
+def _command_args(argv: list[str]) -> str:
+    """The training arguments, without the output paths (which do not change the weights)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in ("--out", "--results"):
+            skip = True
+            continue
+        if a.startswith(("--out=", "--results=")):
+            continue
+        out.append(a)
+    return " ".join(out)
 
 
 def _write_sum(path: Path) -> None:
