@@ -17,6 +17,12 @@ threshold picked on seeds 5000-5599, so the default evaluation seeds (10000.. fi
 
 Writes ``benchmarks/results/eval_fire_learned.json`` and, with ``--s2``,
 ``benchmarks/results/fire_learned_s2_<stem>.png``.
+
+``--error-analysis N`` adds where the model's errors lie on N *validation* tiles (seeds 5000..)
+and the pixel F1 the generator's truth rule allows at all (see :func:`error_analysis`);
+``--weights X.pt`` evaluates a candidate checkpoint (and ``X.onnx``) instead of the shipped one -
+for choosing between candidates use validation seeds (``--seed0 5100 --n-tiles 12
+--n-trap-tiles 10``), never the evaluation seeds.
 """
 
 from __future__ import annotations
@@ -83,7 +89,8 @@ def eval_generated(sensors: list[str], seeds: list[int], trap_seeds: list[int], 
     for sensor in sensors:
         px = 30.0 if sensor == "landsat8" else 20.0
         acc = {k: {"tp": 0, "fp": 0, "fn": 0, "n_cl": 0, "found": 0, "alerts": 0, "false_alerts": 0,
-                   "trap_alerts": 0, "trap_px": 0, "trap_kinds": {}, "fp_on_traps": {}} for k in COMBOS}
+                   "trap_alerts": 0, "trap_px": 0, "trap_kinds": {}, "fp_on_traps": {},
+                   "false_alert_px_from_truth": []} for k in COMBOS}
         secs: dict[str, float] = {}
         prob_diff = 0.0
         mask_mismatch = 0
@@ -111,7 +118,13 @@ def eval_generated(sensors: list[str], seeds: list[int], trap_seeds: list[int], 
                             a["fp_on_traps"][tr["trap"]] = a["fp_on_traps"].get(tr["trap"], 0) + n
                 cl = _clusters(m, px)
                 a["alerts"] += len(cl)
-                a["false_alerts"] += sum(1 for p in cl if not gt[p[:, 0], p[:, 1]].any())
+                false_cl = [p for p in cl if not gt[p[:, 0], p[:, 1]].any()]
+                a["false_alerts"] += len(false_cl)
+                if false_cl:  # how far each false alert lies from the nearest truth fire pixel (px)
+                    gpx = np.argwhere(gt)
+                    for p in false_cl:
+                        d = float(np.sqrt(((p[:, None, :] - gpx[None]) ** 2).sum(-1)).min()) if gpx.size else float("inf")
+                        a["false_alert_px_from_truth"].append(round(d, 1))
         for s in trap_seeds:
             tile = make_trap_only_tile(s, rows=size, cols=size, pixel_size_m=px, sensor=sensor)
             ms = _masks(dets, tile.bands, px, device, secs)
@@ -130,6 +143,7 @@ def eval_generated(sensors: list[str], seeds: list[int], trap_seeds: list[int], 
             res.update({"tp": a["tp"], "fp": a["fp"], "fn": a["fn"], "truth_clusters": a["n_cl"],
                         "found_clusters": a["found"], "cluster_recall": a["found"] / a["n_cl"] if a["n_cl"] else 1.0,
                         "alerts": a["alerts"], "false_alerts_on_fire_tiles": a["false_alerts"],
+                        "false_alert_px_from_truth": sorted(a["false_alert_px_from_truth"]),
                         "fp_pixels_on_traps": a["fp_on_traps"], "trap_tiles": len(trap_seeds),
                         "trap_tile_alerts": a["trap_alerts"], "trap_tile_fire_pixels": a["trap_px"],
                         "trap_kinds_alerting": a["trap_kinds"]})
@@ -228,6 +242,98 @@ def eval_s2(path: Path, device: str, dets: dict[str, Any], out_png: Path) -> dic
     return out
 
 
+def error_analysis(det: Any, n_tiles: int, size: int, seed0: int = 5000) -> dict[str, Any]:
+    """Where the model's pixel errors are, on *validation* seeds (5000.., the threshold-choice set;
+    never the evaluation seeds), and what pixel F1 the generator's truth rule allows at all.
+
+    Each pixel gets r = (its noiseless swir22 fire excess) / max(0.04, 0.2 x background swir22),
+    the generator's truth rule (fire iff r >= 1). Errors are binned by r, by distance to the truth
+    and by whole missed clusters. The bound: a detector that knows each pixel's exact pre-fire
+    background and the exact rule, and sees only the excess plus Gaussian error sigma (0.004 =
+    the generator's swir22 sensor noise; larger = an estimated background), thresholded at 1.
+    """
+    from scipy import ndimage
+
+    from detectors.training.train_fire import tile_params
+    from pipelines.synth.optical import make_optical_tile
+
+    rng = np.random.default_rng(0)
+    tp = fp = fn = 0
+    r_fn: list[float] = []
+    r_fp: list[float] = []
+    fp_adjacent = fp_far = fp_clusters_no_truth = n_cl = 0
+    missed: list[dict[str, Any]] = []
+    exc_all: list[np.ndarray] = []
+    thr_all: list[np.ndarray] = []
+    rule_mismatch = 0
+    for i in range(n_tiles):
+        s = seed0 + i
+        sensor, px = tile_params(s)
+        t = make_optical_tile(s, rows=size, cols=size, pixel_size_m=px, sensor=sensor)
+        clean = make_optical_tile(s, rows=size, cols=size, pixel_size_m=px, sensor=sensor, noise=False)
+        exc = clean.fire_excess["swir22"]
+        bg = (clean.bands["swir22"] - exc) / np.maximum(1.0 - clean.fire_fraction, 1e-6)
+        r = exc / np.maximum(0.04, 0.2 * bg)
+        gt = t.fire_mask
+        x = torch.from_numpy(np.stack([t.bands[b] for b in det.bands]))[None]
+        p = det.predict_proba(x)[0].numpy()
+        m = p >= det.threshold
+        tp += int((m & gt).sum())
+        fp += int((m & ~gt).sum())
+        fn += int((~m & gt).sum())
+        r_fn += r[~m & gt].tolist()
+        r_fp += r[m & ~gt].tolist()
+        near = ndimage.binary_dilation(gt, np.ones((3, 3), bool))
+        fp_adjacent += int((m & ~gt & near).sum())
+        fp_far += int((m & ~near).sum())
+        lab, n = ndimage.label(m, np.ones((3, 3)))
+        fp_clusters_no_truth += sum(1 for k in range(1, n + 1) if not gt[lab == k].any())
+        for tr in t.truth:
+            if tr["kind"] != "fire":
+                continue
+            n_cl += 1
+            pr, pc = np.asarray(tr["pixels"]).T
+            if not m[pr, pc].any():
+                missed.append({"seed": s, "sensor": sensor, "pixel_m": px, "n_pixels": int(pr.size),
+                               "max_swir22_excess": tr["max_swir22_excess"],
+                               "background_swir22": round(float(bg[pr, pc].mean()), 3),
+                               "max_r": round(float(r[pr, pc].max()), 2), "max_prob": round(float(p[pr, pc].max()), 3),
+                               "temperature_k": tr["temperature_k"]})
+        sel = exc > 1e-3  # every other pixel has r < 0.025: far from the rule
+        exc_all.append(exc[sel])
+        thr_all.append(np.maximum(0.04, 0.2 * bg[sel]))
+        rule_mismatch += int(((r >= 1.0) != gt).sum())
+    e, th = np.concatenate(exc_all), np.concatenate(thr_all)
+    rr = e / th
+    g = rr >= 1.0
+
+    def q(a: list[float]) -> list[float]:
+        return [round(float(v), 2) for v in np.percentile(a, [5, 25, 50, 75, 95])] if a else []
+
+    bound = {}
+    for sig in (0.004, 0.0066, 0.01):
+        d = e + rng.normal(0.0, sig, e.size) >= th
+        a, b_, c = int((d & g).sum()), int((d & ~g).sum()), int((~d & g).sum())
+        bound[str(sig)] = {"precision": round(a / (a + b_), 4), "recall": round(a / (a + c), 4),
+                           "f1": round(2 * a / (2 * a + b_ + c), 4)}
+    n_truth = int(g.sum())
+    return {
+        "seeds": f"{seed0}..{seed0 + n_tiles - 1} (validation), {size} px, sensor/pixel size from train_fire.tile_params",
+        "threshold": det.threshold, "tp": tp, "fp": fp, "fn": fn,
+        "precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1), "f1": 2 * tp / max(2 * tp + fp + fn, 1),
+        "truth_clusters": n_cl, "missed_clusters": missed,
+        "fn_pixels_in_missed_clusters": int(sum(mm["n_pixels"] for mm in missed)),
+        "fp_within_1px_of_truth": fp_adjacent, "fp_farther": fp_far, "fp_clusters_without_truth": fp_clusters_no_truth,
+        "r_percentiles_5_25_50_75_95": {"fn": q(r_fn), "fp": q(r_fp)},
+        "fn_with_r_below_1.25": int(sum(v < 1.25 for v in r_fn)), "fp_with_r_above_0.8": int(sum(v > 0.8 for v in r_fp)),
+        "truth_rule_reproduced_mismatches": rule_mismatch, "truth_pixels": n_truth, "truth_min_swir22_excess": round(float(e[g].min()), 4),
+        "truth_min_excess_over_sensor_noise": round(float(e[g].min()) / 0.004, 1),
+        "truth_px_r_1_to_1.1": int(((rr >= 1) & (rr < 1.1)).sum()), "truth_px_r_1_to_1.25": int(((rr >= 1) & (rr < 1.25)).sum()),
+        "nontruth_px_r_0.9_to_1": int(((rr >= 0.9) & (rr < 1)).sum()), "nontruth_px_r_0.8_to_1": int(((rr >= 0.8) & (rr < 1)).sum()),
+        "oracle_bound_by_excess_error_sigma": bound,
+    }
+
+
 def _table(gen: dict[str, Any]) -> str:
     hdr = (f"{'sensor/detector':32s} {'P':>6s} {'R':>6s} {'F1':>6s} {'IoU':>6s} {'clR':>6s} {'clusters':>9s} "
            f"{'alerts':>6s} {'falseA':>6s} {'trapA':>6s} {'trapPx':>6s} {'s/tile':>7s}")
@@ -254,15 +360,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--s2", type=Path, default=None)
     ap.add_argument("--no-generated", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS / "eval_fire_learned.json")
+    ap.add_argument("--error-analysis", type=int, default=0, metavar="N",
+                    help="also analyse the model's errors on N validation tiles (seeds 5000..; 256 px)")
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="candidate .pt checkpoint (its .onnx beside it); default: the shipped weights")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     if args.seed0 < 10000:
         log.warning("seed0 %d < 10000: validation/training seed ranges are not guaranteed unseen", args.seed0)
-    dets = {"model": get_detector("fire-learned", device=args.device),
-            "model-onnx": get_detector("fire-learned-onnx", device=args.device),
+    wkw: dict[str, Any] = {}
+    okw: dict[str, Any] = {}
+    if args.weights is not None:
+        wkw["weights"] = args.weights
+        okw["weights"] = args.weights.with_suffix(".onnx")
+    dets = {"model": get_detector("fire-learned", device=args.device, **wkw),
+            "model-onnx": get_detector("fire-learned-onnx", device=args.device, **okw),
             "rules": get_detector("fire-rules", device=args.device, algorithm="auto")}
-    report: dict[str, Any] = {"device": args.device, "torch": torch.__version__,
+    report: dict[str, Any] = {"command": "benchmarks/eval_fire_learned.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                              "device": args.device, "torch": torch.__version__,
                               "model_threshold": dets["model"].threshold, "model_meta": dets["model"].meta}
     if not args.no_generated:
         seeds = list(range(args.seed0, args.seed0 + args.n_tiles))
@@ -275,6 +391,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{k}: {v}")
             elif k.endswith(("/model", "/rules")):
                 print(f"{k}: fp px on traps {v['fp_pixels_on_traps']}, trap kinds alerting {v['trap_kinds_alerting']}")
+    if args.error_analysis:
+        ea = error_analysis(dets["model"], args.error_analysis, 256)
+        report["error_analysis_validation"] = ea
+        print("error analysis (validation):", json.dumps({k: v for k, v in ea.items() if k != "missed_clusters"}))
+        for mm in ea["missed_clusters"]:
+            print("  missed cluster", mm)
     if args.s2 is not None:
         png = args.out.parent / f"fire_learned_s2_{args.s2.stem}.png"
         s2 = eval_s2(args.s2, args.device, dets, png)

@@ -165,3 +165,40 @@ def test_cuda_matches_cpu(torch_det: LearnedFireDetector) -> None:
     onnx_gpu = LearnedFireOnnxDetector(torch.device("cuda"))
     x = torch.stack([bands[k] for k in BANDS])[None]
     assert (onnx_gpu.predict_proba(x) - torch_det.predict_proba(x)).abs().max().item() < 1e-3
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's legacy ONNX exporter, used on purpose
+@pytest.mark.parametrize("feature_set", ["v1", "v2", None])
+def test_feature_sets_round_trip(tmp_path: Path, feature_set: str | None) -> None:
+    """Both input feature sets load from a checkpoint (a 1.0.x checkpoint names none: v1), report
+    their own receptive field, and export to an ONNX file that agrees with torch."""
+    from detectors.fire.learned import FEATURE_SETS, RECEPTIVE_HALF_BY_SET, FireNet, export_onnx
+
+    fs = feature_set or "v1"
+    torch.manual_seed(0)
+    net = FireNet(width=8, feature_set=fs).eval()
+    meta = {"name": "t", "version": "0.0.1", "bands": list(BANDS), "width": 8, "threshold": 0.5}
+    if feature_set is not None:
+        meta["features"] = feature_set
+    pt = tmp_path / "m.pt"
+    torch.save({"state_dict": net.state_dict(), "meta": meta}, pt)
+    det = LearnedFireDetector(weights=pt, sha256=sha256_file(pt))
+    assert det.model.net.feature_set == fs and det.version == "0.0.1"
+    assert det.receptive_half == RECEPTIVE_HALF_BY_SET[fs]
+    assert det.required_overlap_px() >= 2 * det.receptive_half
+    x = torch.rand(2, len(BANDS), 40, 53, generator=torch.Generator().manual_seed(2)) * 0.5
+    assert net.features(x).shape[1] == FEATURE_SETS[fs]
+    onnx_path = export_onnx(net, tmp_path / "m.onnx", {"bands": ",".join(BANDS), "threshold": "0.5",
+                                                        "features": fs, "version": "0.0.1"})
+    odet = LearnedFireOnnxDetector(weights=onnx_path, sha256=sha256_file(onnx_path))
+    assert odet.receptive_half == RECEPTIVE_HALF_BY_SET[fs]
+    assert (odet.predict_proba(x) - det.predict_proba(x)).abs().max().item() < 1e-4
+
+
+def test_shipped_pt_and_onnx_agree_on_metadata() -> None:
+    md = onnx_metadata(ONNX_FILE)
+    meta = torch.load(PT_FILE, map_location="cpu", weights_only=True)["meta"]
+    assert md["version"] == meta["version"]
+    assert md.get("features", "v1") == meta.get("features", "v1")
+    assert abs(float(md["threshold"]) - float(meta["threshold"])) < 1e-4
+    assert md["torch_weights_sha256"] == sha256_file(PT_FILE)

@@ -25,9 +25,15 @@ Inputs - ``swir16`` and ``swir22`` only (in that order), top-of-atmosphere refle
 Normalisation (inside the network, so the ONNX file carries it): inputs clamped to
 [-0.05, 4]; features = s16, s22, s22 - s16, ln((s22 + 0.02) / (s16 + 0.02)), the pixel minus
 its 15 x 15 mean in each band, the cover-matched excess s22 - s16 * mean15(s22) / mean15(s16)
-and mean15(s22); reflectance-like features are multiplied by 5 (0.2 -> 1). Then three 3 x 3
-convolutions (the middle one dilated by 2) and a 1 x 1 head; no down-sampling, so any tile
-size works and the receptive field is fixed: :data:`RECEPTIVE_HALF` = 11 px.
+and mean15(s22); reflectance-like features are multiplied by 5 (0.2 -> 1) (feature set ``v1``,
+weights 1.0.x). Feature set ``v2`` (weights 1.1.x) adds three features scaled like the truth rule
+of the generator (fire = swir22 excess >= max(0.04, 0.2 x background)): the excess over the
+15 x 15 cover-matched background divided by max(0.04, 0.2 x that background), and the same with
+a 5 x 5 background from which candidate fire pixels (excess > 0.02, dilated by 1 px) are masked
+out - the thin front otherwise raises its own background - plus that masked excess itself. Then
+three 3 x 3 convolutions (the middle one dilated by 2) and a 1 x 1 head; no down-sampling, so
+any tile size works and the receptive field is fixed: 11 px (v1) or 14 px (v2) each side
+(:data:`RECEPTIVE_HALF_BY_SET`; the weights' metadata names their set).
 
 Outputs. ``confidence`` is the network's fire probability (0 outside the mask); ``mask`` is
 probability >= the threshold stored with the weights (chosen on validation seeds, see
@@ -57,7 +63,7 @@ from detectors.types import FireMap
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "orbitwatch-fire-learned"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.1.0"  # 1.0.x: feature set v1; 1.1.x: v2
 #: Input bands, in the network's channel order (stored in the ONNX metadata too).
 BANDS: tuple[str, ...] = ("swir16", "swir22")
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -69,11 +75,27 @@ ONNX_OUTPUT = "fire_probability"
 
 CONTEXT_KERNEL = 15  # background mean window (px)
 INTENSITY_HALF = 15  # 31 x 31 background for the intensity proxy
-#: Pixels each side that influence one output pixel: 7 (15 x 15 mean) + 1 + 2 + 1 (convs).
-RECEPTIVE_HALF = CONTEXT_KERNEL // 2 + 1 + 2 + 1
-NORMALISATION = ("clamp(-0.05, 4); features [s16, s22, s22-s16, ln((s22+0.02)/(s16+0.02)), "
-                 "s16-mean15(s16), s22-mean15(s22), s22-s16*mean15(s22)/mean15(s16), mean15(s22)]; "
-                 "reflectance features x5; learned affine per feature (batch-norm, eval mode)")
+MASKED_KERNEL = 5  # fire-masked background window of feature set v2 (px)
+#: Feature sets: ``v1`` (8 features, weights 1.0.x) and ``v2`` (v1 + 3 truth-rule-scaled excesses).
+FEATURE_SETS: dict[str, int] = {"v1": 8, "v2": 11}
+DEFAULT_FEATURES = "v2"
+#: Pixels each side that influence one output pixel, per feature set: v1 7 (15 x 15 mean) + 1 + 2 + 1
+#: (convs); v2 adds a fire mask dilated by 1 px and a 5 x 5 masked mean: 7 + 1 + 2, then the convs.
+RECEPTIVE_HALF_BY_SET: dict[str, int] = {"v1": CONTEXT_KERNEL // 2 + 4,
+                                         "v2": CONTEXT_KERNEL // 2 + 1 + MASKED_KERNEL // 2 + 4}
+RECEPTIVE_HALF = RECEPTIVE_HALF_BY_SET[DEFAULT_FEATURES]
+_NORM_V1 = ("clamp(-0.05, 4); features [s16, s22, s22-s16, ln((s22+0.02)/(s16+0.02)), "
+            "s16-mean15(s16), s22-mean15(s22), s22-s16*(mean15(s22)+0.01)/(mean15(s16)+0.01), mean15(s22)]; "
+            "reflectance features x5")
+NORMALISATION_BY_SET: dict[str, str] = {
+    "v1": _NORM_V1 + "; learned affine per feature (batch-norm, eval mode)",
+    "v2": _NORM_V1 + "; plus, with bg15 = s16*(mean15(s22)+0.01)/(mean15(s16)+0.01): "
+          "q15 = clamp((s22-bg15)/max(0.04, 0.2*bg15), -5, 10); candidates s22-bg15 > 0.02 dilated 3x3 "
+          "are masked out of 5x5 means m16, m22, bg5 = s16*(m22+0.01)/(m16+0.01): "
+          "q5 = clamp((s22-bg5)/max(0.04, 0.2*bg5), -5, 10), 5*(s22-bg5); learned affine per feature "
+          "(batch-norm, eval mode)",
+}
+NORMALISATION = NORMALISATION_BY_SET[DEFAULT_FEATURES]
 _MAX_MEDIAN_REFLECTANCE = 1.5
 _MIN_REFLECTANCE = -0.05
 _CHUNK = 1 << 20
@@ -86,19 +108,52 @@ class FireNet(nn.Module):
     the sigmoid for export and inference.
     """
 
-    def __init__(self, width: int = 24) -> None:
+    def __init__(self, width: int = 24, feature_set: str = "v1") -> None:
         super().__init__()
+        if feature_set not in FEATURE_SETS:
+            raise WeightsError(f"fire-learned: unknown feature set {feature_set!r} (known: {', '.join(FEATURE_SETS)})")
         self.width = width
-        self.norm = nn.BatchNorm2d(8)
+        self.feature_set = feature_set
+        n_in = FEATURE_SETS[feature_set]
+        self.norm = nn.BatchNorm2d(n_in)
         self.body = nn.Sequential(
-            nn.Conv2d(8, width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(n_in, width, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
             nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(width, 1, 1),
         )
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 2, H, W) reflectance [swir16, swir22] -> (B, n, H, W) features of this net's set."""
+        return self.features_v2(x) if self.feature_set == "v2" else self.features_v1(x)
+
     @staticmethod
-    def features(x: torch.Tensor) -> torch.Tensor:
+    def features_v2(x: torch.Tensor) -> torch.Tensor:
+        """v1 plus the swir22 excess over a cover-matched background scaled like the truth rule
+        (excess / max(0.04, 0.2 * background)): once with the 15 x 15 background, once with a
+        5 x 5 background from which candidate fire pixels (and their PSF halo) are masked out, so
+        the thin front does not raise its own background. (B, 11, H, W)."""
+        base = FireNet.features_v1(x)
+        x = x.clamp(-0.05, 4.0)
+        s16, s22 = x[:, 0:1], x[:, 1:2]
+        k = CONTEXT_KERNEL
+        a16 = F.avg_pool2d(s16, k, stride=1, padding=k // 2, count_include_pad=False)
+        a22 = F.avg_pool2d(s22, k, stride=1, padding=k // 2, count_include_pad=False)
+        bg15 = s16 * (a22 + 0.01) / (a16 + 0.01)
+        q15 = ((s22 - bg15) / torch.clamp(0.2 * bg15, min=0.04)).clamp(-5.0, 10.0)
+        cand = ((s22 - bg15) > 0.02).to(x.dtype)
+        keep = 1.0 - F.max_pool2d(cand, 3, stride=1, padding=1)
+        km = MASKED_KERNEL
+        n = F.avg_pool2d(keep, km, stride=1, padding=km // 2).clamp(min=1e-3)
+        m16 = F.avg_pool2d(s16 * keep, km, stride=1, padding=km // 2) / n
+        m22 = F.avg_pool2d(s22 * keep, km, stride=1, padding=km // 2) / n
+        bg5 = s16 * (m22 + 0.01) / (m16 + 0.01)
+        e5 = s22 - bg5
+        q5 = (e5 / torch.clamp(0.2 * bg5, min=0.04)).clamp(-5.0, 10.0)
+        return torch.cat([base, q15, q5, e5 * 5.0], dim=1)
+
+    @staticmethod
+    def features_v1(x: torch.Tensor) -> torch.Tensor:
         """(B, 2, H, W) reflectance [swir16, swir22] -> (B, 8, H, W) brightness-robust features."""
         x = x.clamp(-0.05, 4.0)
         s16, s22 = x[:, 0:1], x[:, 1:2]
@@ -181,7 +236,7 @@ def load_checkpoint(path: Path, sha256: str | None = None) -> tuple[FireNet, dic
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         meta = dict(ckpt["meta"])
-        net = FireNet(width=int(meta.get("width", 24)))
+        net = FireNet(width=int(meta.get("width", 24)), feature_set=str(meta.get("features", "v1")))
         net.load_state_dict(ckpt["state_dict"])
     except Exception as exc:  # unreadable / wrong layout: still a weights problem for the caller
         raise WeightsError(f"fire-learned: cannot load {path}: {exc}") from exc
@@ -246,10 +301,13 @@ class _LearnedFireBase:
                  meta: Mapping[str, Any]) -> None:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.meta = dict(meta)
+        self.version = str(meta.get("version") or MODEL_VERSION)
         thr = float(meta.get("threshold", 0.5)) if threshold is None else float(threshold)
         if not (0.0 < thr < 1.0):
             raise DetectorInputError(f"{self.name}: threshold must be in (0, 1), got {threshold!r}")
         self.threshold = thr
+        fs = str(meta.get("features") or "v1")
+        self.receptive_half = int(meta.get("receptive_half_px") or RECEPTIVE_HALF_BY_SET.get(fs, RECEPTIVE_HALF))
         self.bands: tuple[str, ...] = tuple(meta.get("bands", BANDS))
         if self.bands != BANDS:
             raise WeightsError(f"{self.name}: weights expect bands {self.bands}, this code feeds {BANDS}")
@@ -261,7 +319,7 @@ class _LearnedFireBase:
         are fixed in pixels, so the pixel size does not change it; the pipeline gives each core
         pixel ``overlap // 2`` of context, hence twice the larger half-width.
         """
-        return 2 * max(RECEPTIVE_HALF, INTENSITY_HALF)
+        return 2 * max(self.receptive_half, INTENSITY_HALF)
 
     def _prepare(self, bands: Mapping[str, torch.Tensor], valid: torch.Tensor | None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -339,7 +397,7 @@ class _LearnedFireBase:
         intensity = torch.where(fire, (s22 - bg).clamp(min=0.0), torch.zeros_like(s22))
         log.info("%s: %d fire pixels (threshold %.3f)", self.name, int(fire.sum()), self.threshold)
         return FireMap(mask=fire, confidence=conf, intensity=intensity, detector=self.name,
-                       tests_run=(f"{MODEL_NAME} {MODEL_VERSION} on {'+'.join(self.bands)}",))
+                       tests_run=(f"{MODEL_NAME} {self.version} on {'+'.join(self.bands)}",))
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Raw batch inference: (B, 2, H, W) reflectance in :data:`BANDS` order -> (B, H, W)."""
@@ -365,8 +423,16 @@ class LearnedFireDetector(_LearnedFireBase):
         net, meta = load_checkpoint(Path(weights) if weights is not None else PT_FILE, sha256)
         super().__init__(device, threshold, meta)
         self.model = FireProb(net).to(self.device).eval()
+        # --- radiation hardening hook (detectors/integrity.py): live weights re-hashed every few
+        # batches; a bit flip is restored from the golden copy, else from the verified file.
+        from detectors.integrity import WeightGuard
+
+        wpath = Path(weights) if weights is not None else PT_FILE
+        self.integrity = WeightGuard(self.model, name=self.name,
+                                     reload=lambda: FireProb(load_checkpoint(wpath, sha256)[0]))
 
     def _batch_probability(self, x: torch.Tensor) -> torch.Tensor:
+        self.integrity.tick()  # radiation hardening hook
         with torch.no_grad():
             return self.model(x.to(self.device))[:, 0]
 
@@ -390,7 +456,8 @@ class LearnedFireOnnxDetector(_LearnedFireBase):
         except Exception as exc:
             raise WeightsError(f"fire-learned-onnx: cannot read ONNX metadata of {path}: {exc}") from exc
         meta: dict[str, Any] = {"bands": tuple(b for b in md.get("bands", "").split(",") if b),
-                                "threshold": float(md.get("threshold", "0.5")), "version": md.get("version")}
+                                "threshold": float(md.get("threshold", "0.5")), "version": md.get("version"),
+                                "features": md.get("features", "v1"), "receptive_half_px": md.get("receptive_half_px")}
         super().__init__(device, threshold, meta)
         self.session = _ort_session(path, self.device)
 
@@ -429,6 +496,6 @@ def export_onnx(net: FireNet, path: Path, metadata: Mapping[str, str], opset: in
     return path
 
 
-__all__: Sequence[str] = ("BANDS", "FireNet", "LearnedFireDetector", "LearnedFireOnnxDetector",
+__all__: Sequence[str] = ("BANDS", "FEATURE_SETS", "FireNet", "LearnedFireDetector", "LearnedFireOnnxDetector",
                           "RECEPTIVE_HALF", "export_onnx", "load_checkpoint", "onnx_metadata",
                           "sha256_file", "verify_weights")
