@@ -244,12 +244,46 @@ def test_batched_and_unbatched_cfar_scans_give_identical_alerts(tmp_path: Path) 
     from pipelines.scene.write import write_sar_bundle
     from pipelines.synth.sar import make_sar_scene
 
-    sar = make_sar_scene(seed=5, rows=1024, cols=1024, n_vessels=3, n_lifeboats=3)
+    # At 0.5 m the CFAR asks for ~1000 px of overlap (half the largest vessel plus its background
+    # ring on each side), so scan_scene grows the 512 px request to 4 x overlap (~4000 px; see
+    # test_cfar_tiles_hold_their_overlap). A scene wider than that is needed for two tiles, which
+    # then share one shape and go through detect_batch together.
+    sar = make_sar_scene(seed=5, rows=1024, cols=4608, n_vessels=4, n_lifeboats=4)
     tif = write_sar_bundle(tmp_path, "cfar_batch", sar, origin_utm=(500000.0, 4000000.0))
     one = scan_scene(tif, ScanOptions(detectors=["sar-cfar"], device="cpu", tile_size=512, batch_size=1))
     four = scan_scene(tif, ScanOptions(detectors=["sar-cfar"], device="cpu", tile_size=512, batch_size=4))
-    assert one.n_tiles > 1
+    assert one.n_tiles == four.n_tiles == 2
+    assert one.alerts, "the scene's vessels should be found"
     assert _alert_key(one) == _alert_key(four)
+
+
+@pytest.mark.skipif("sar-cfar" not in list_detectors("sar"), reason="sar-cfar is not registered in this checkout")
+@pytest.mark.parametrize("rows, cols, spacing, requested", [
+    (24_638, 24_103, (0.5, 0.5), 2048),  # Capella spotlight GEO at the default tile size
+    (1024, 1024, (0.5, 0.5), 512),       # smaller than one grown tile: one window, no tiling
+    (12_000, 30_000, (0.35, 0.8), 2048),  # anisotropic pixels
+])
+def test_cfar_tiles_hold_their_overlap(rows: int, cols: int, spacing: tuple[float, float], requested: int) -> None:
+    """Tiles are grown to hold the CFAR's overlap, so tiling stays efficient at Capella sizes."""
+    det = detect_mod.load_detector("sar-cfar", "cpu")
+
+    class _Scene:
+        kind = "sar"
+
+    scene = _Scene()
+    scene.rows, scene.cols, scene.spacing_m = rows, cols, spacing  # type: ignore[attr-defined]
+    overlap = detect_mod._overlap_for([det], scene, None)  # type: ignore[arg-type]
+    size = detect_mod._tile_size_for(overlap, requested, scene)  # type: ignore[arg-type]
+    tiles = list(iter_tiles(rows, cols, size=size, overlap=min(overlap, size - 1)))
+    read = sum(t.height * t.width for t in tiles) / (rows * cols)
+    if max(rows, cols) <= 4 * overlap:
+        assert len(tiles) == 1 and read == 1.0
+        return
+    assert size >= 4 * overlap > requested  # grown: a 2048 px tile would be half context
+    assert read < 2.0  # each pixel read (and computed) < 2x; ~3.7x with 2048 px tiles at 0.5 m
+    assert len({(t.height, t.width) for t in tiles}) == 1  # one shape: every batch is full
+    cores = sum((t.core[2] - t.core[0]) * (t.core[3] - t.core[1]) for t in tiles)
+    assert cores == rows * cols  # cores partition the scene: each object is owned by one tile
 
 
 def test_stage_timer_records_every_stage(tmp_path: Path, write_tiny_sar: Any, peaks_detector: str) -> None:
@@ -278,7 +312,10 @@ def test_truncated_tiff_surfaces_scene_error_and_batch_continues(tmp_path: Path,
     with pytest.raises(SceneError, match="truncated") as err:
         scan_scene(bad, opts, on_tile=lambda i, n: progress.append(i))
     assert "TRUNC.tif" in str(err.value)
-    assert progress, "tiles before the damage should have been processed"
+    # The reader checks at open that every block the header points to lies inside the file
+    # (pipelines/scene/reader.py), so a truncated file now fails before its first tile; a read
+    # failing in the middle of a scan is covered with FakeScene(fail_at=...) above.
+    assert progress == []
     assert not _prefetch_threads("TRUNC")
     report = run_batch([bad, good], tmp_path / "alerts.geojson", opts, resume=False)
     assert [Path(f.path).name for f in report.failures] == ["TRUNC.tif"]

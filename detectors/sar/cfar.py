@@ -28,8 +28,9 @@ Algorithm (all windows in metres, converted with the tile's pixel spacing):
    above ``pfa`` - the object-level size rule removes those isolated hits (Crisp 2004, sec. 5).
    Two thresholds: ``pfa`` (detection) and ``pfa_extent`` (hysteresis: the object's extent).
 4. **Objects**: 8-connected components of extent pixels that contain detection pixels, found on
-   the sparse hit coordinates on the device (min-label propagation with pointer jumping); nearby
-   fragments of one hull (gaps up to ``merge_m``) are merged.
+   the device from the mask's horizontal runs (run-based labelling: each run is joined to the runs
+   it touches in the row above, then union-find with pointer jumping), so the work grows with the
+   number of runs, not of pixels; nearby fragments of one hull (gaps up to ``merge_m``) are merged.
 5. **Measurements** per object: length, width and heading from the oriented extent along the
    principal axis of the pixel second moments (metres, so anisotropic pixels are handled),
    corrected for the impulse-response spread; peak/mean contrast in dB over the background.
@@ -37,6 +38,14 @@ Algorithm (all windows in metres, converted with the tile's pixel spacing):
    rules on the small per-object table, shared with the NumPy/SciPy reference.
 
 Only the per-object table (tens of numbers per object) leaves the device.
+
+Precision and speed (the same code runs on a CPU and a GPU): full-resolution images are float32
+and touched a few times each (log moments are reduced per background cell as soon as they are
+formed); float64 starts on the cell grid (1/64 of the pixels at 0.5 m), where ring sums, variances
+and thresholds are computed. A pixel test ln(I) > T is done as I > exp(T) on the float32 image with
+the threshold rounded down to float32 (exact). The NumPy/SciPy reference computes in float64
+throughout; the detections are the same (``tests/test_sar_cfar.py``), object scores agree to
+~1e-7 (the background mean comes from float32 cell sums).
 """
 
 from __future__ import annotations
@@ -153,76 +162,126 @@ def gamma_threshold_lut(pfa: float, shapes: np.ndarray = LUT_SHAPES) -> np.ndarr
 
 
 # ---------------------------------------------------------------------------------------- maths
-def _box1(x: torch.Tensor, h: int, dim: int) -> torch.Tensor:
-    """Window sum of half size ``h`` along ``dim``, clipped to the frame (cumsum + two slices)."""
-    n = x.shape[dim]
-    c = x.cumsum(dim)
-    zshape = list(x.shape)
-    zshape[dim] = h + 1
-    tail = c.narrow(dim, n - 1, 1).expand(*[h if d == dim % x.dim() else -1 for d in range(x.dim())])
-    cp = torch.cat([c.new_zeros(zshape), c, tail], dim)  # cp[j] = C[clamp(j - h - 1)]
-    return cp.narrow(dim, 2 * h + 1, n) - cp.narrow(dim, 0, n)
-
-
-def box_sum(x: torch.Tensor, hr: int, hc: int) -> torch.Tensor:
-    """Sum over the (2 hr + 1) x (2 hc + 1) window clipped to the frame; x (..., H, W).
-
-    Used on the (small) background-cell grid, in float64, where its cost does not matter.
-    """
-    return _box1(_box1(x, hr, -2), hc, -1)
-
-
 def cell_sums(t: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
-    """Sums over non-overlapping cells: (..., H, W) with H, W multiples of the cell -> (..., Hc, Wc)."""
+    """Sums over non-overlapping cells: (..., H, W) with H, W multiples of the cell -> (..., Hc, Wc).
+
+    Down the cell's rows first (an elementwise add of whole image rows, vectorised), then along
+    the 8x smaller result's columns: several times faster on a CPU than one reduction over two
+    strided dimensions. Boolean masks are counted in uint8 (a column of a cell holds <= 255).
+    """
     *lead, H, W = t.shape
     cr, cc = cell
-    return t.reshape(*lead, H // cr, cr, W // cc, cc).sum((-3, -1))
+    if t.dtype == torch.bool:
+        if cr <= 255 and t.is_contiguous():
+            t = t.view(torch.uint8).reshape(*lead, H // cr, cr, W).sum(-2, dtype=torch.uint8)
+        else:
+            t = t.reshape(*lead, H // cr, cr, W).sum(-2)
+        return t.reshape(*lead, H // cr, W // cc, cc).sum(-1)
+    if cr > 1:
+        t = t.reshape(*lead, H // cr, cr, W).sum(-2)
+    if cc > 1:
+        t = t.reshape(*lead, H // cr, W // cc, cc).sum(-1)
+    return t
 
 
-def cell_ring_stats(s: torch.Tensor, frame: torch.Tensor, w: "Windows"
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean and variance of a log image over the background ring of every cell, and the fraction
-    of the ring's in-frame pixels that were usable; ``s`` (3, ...) holds the per-cell count, sum and
-    sum of squares over valid background pixels, ``frame`` the per-cell in-frame pixel count."""
-    r = box_sum(s, *w.outer_cells) - box_sum(s, *w.guard_cells)
-    f = box_sum(frame, *w.outer_cells) - box_sum(frame, *w.guard_cells)
+def all_true(m: torch.Tensor) -> bool:
+    """``bool(m.all())`` for a bool tensor; through a uint8 view (vectorised: ~20x faster on CPU)."""
+    if m.is_contiguous():
+        return bool(m.view(torch.uint8).min())
+    return bool(m.all())
+
+
+def frame_counts(H0: int, W0: int, cell: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """In-frame pixels of each cell of the cell-padded tile (the last cell row/column may be partial)."""
+    cr, cc = cell
+    rows = (H0 - torch.arange(-(-H0 // cr), device=device, dtype=torch.float64) * cr).clamp(max=cr)
+    cols = (W0 - torch.arange(-(-W0 // cc), device=device, dtype=torch.float64) * cc).clamp(max=cc)
+    return rows[:, None] * cols[None, :]
+
+
+def ring_sums(s: torch.Tensor, w: "Windows") -> torch.Tensor:
+    """Sums over the background ring of every cell (outer window minus guard window, both clipped
+    to the frame) of a cell grid (..., Hc, Wc), float64: one 2-D integral image, then the two
+    windows by gathering its rows and columns at clamped offsets."""
+    Hc, Wc = s.shape[-2:]
+    P = F.pad(s, (1, 0, 1, 0)).cumsum(-2).cumsum(-1)  # P[i, j] = sum of s[:i, :j]
+    dev = s.device
+    r = torch.arange(Hc, device=dev)
+    c = torch.arange(Wc, device=dev)
+
+    def box(hr: int, hc: int) -> torch.Tensor:
+        a = P.index_select(-2, (r + hr + 1).clamp(max=Hc)) - P.index_select(-2, (r - hr).clamp(min=0))
+        return a.index_select(-1, (c + hc + 1).clamp(max=Wc)) - a.index_select(-1, (c - hc).clamp(min=0))
+
+    return box(*w.outer_cells) - box(*w.guard_cells)
+
+
+def ring_moments(r: torch.Tensor, f_ring: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean and variance of a log image over each cell's ring from its ring sums ``r`` (count, sum,
+    sum of squares), and the fraction of the ring's in-frame pixels (``f_ring``) that were usable."""
     n = r[0]
     nn = n.clamp(min=1.0)
     mean = r[1] / nn
-    var = (r[2] / nn - mean * mean).clamp(min=0.0)
-    return mean, var, n / f.clamp(min=1.0)
+    var = (r[2] / nn - mean * mean).clamp_(min=0.0)
+    return mean, var, n / f_ring.clamp(min=1.0)
 
 
 def exceeds(img: torch.Tensor, thr: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
-    """img (B, H, W) > the threshold of each pixel's cell, thr (B, Hc, Wc) (broadcast, no upsampling)."""
+    """img (B, H, W) > the threshold of each pixel's cell, thr (B, Hc, Wc).
+
+    The threshold is widened along columns only (B, Hc, W: 1/cr of the image), so the comparison
+    broadcasts over the cell's rows with whole image rows as its contiguous inner loop."""
     B, H, W = img.shape
     cr, cc = cell
-    return (img.view(B, H // cr, cr, W // cc, cc) > thr[:, :, None, :, None]).view(B, H, W)
+    t = thr.repeat_interleave(cc, dim=-1) if cc > 1 else thr
+    return (img.view(B, H // cr, cr, W) > t[:, :, None, :]).view(B, H, W)
 
 
-def upsample_cells(t: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
-    """(B, Hc, Wc) -> (B, Hc cr, Wc cc), each cell's value on its pixels."""
-    B, Hc, Wc = t.shape
-    cr, cc = cell
-    return t[:, :, None, :, None].expand(B, Hc, cr, Wc, cc).reshape(B, Hc * cr, Wc * cc)
+def floor_f32(t: torch.Tensor) -> torch.Tensor:
+    """Largest float32 <= t (a float64 tensor): for any float32 y, ``y > t`` iff ``y > floor_f32(t)``.
+
+    So a float32 image is compared with a float64 threshold exactly, without widening the image.
+    """
+    f = t.float()
+    return torch.where(f.double() > t, torch.nextafter(f, torch.full_like(f, -math.inf)), f)
 
 
 def target_mean(x: torch.Tensor, m: torch.Tensor, t: tuple[int, int]) -> torch.Tensor:
-    """Mean of x over the valid pixels (mask m) of the (2 t + 1)^2 target window (float64)."""
-    xd = x.double()
+    """Mean of x over the valid pixels (mask m) of the (2 t + 1)^2 target window, float32 (B, H, W).
+
+    float32 is enough here: the value is only compared with a threshold (ratio steps of ~1e-7,
+    far below the spread of any pixel near a threshold) and summarised in the log moments.
+    """
     if t == (0, 0):
-        return xd
-    md = m.double()
-    num = _box_small(_box_small(xd * md, t[0], -2), t[1], -1)
-    den = _box_small(_box_small(md, t[0], -2), t[1], -1)
-    return num / den.clamp(min=1e-12)
+        return x
+    if all_true(m):  # all sea: the count is separable (rows in frame x columns in frame)
+        B, H, W = x.shape
+        num = _box_small(_box_small(x, t[0], -2), t[1], -1)
+        rc = _box_small(torch.ones(H, dtype=x.dtype, device=x.device), t[0], 0)
+        cc = _box_small(torch.ones(W, dtype=x.dtype, device=x.device), t[1], 0)
+        return num.div_(rc[:, None] * cc[None, :])
+    num = _box_small(_box_small(torch.where(m, x, 0.0), t[0], -2),
+                     t[1], -1)
+    # counts are small integers: uint8 arithmetic (exact) moves a quarter of the bytes
+    small = (2 * t[0] + 1) * (2 * t[1] + 1) <= 255
+    den = _box_small(_box_small(m.to(torch.uint8 if small else torch.int32), t[0], -2), t[1], -1)
+    return num.div_(den.clamp_(min=1))  # den 0: no sea in the window, num is 0 too
 
 
 def _box_small(x: torch.Tensor, h: int, dim: int) -> torch.Tensor:
-    """Window sum of half size h along dim by shifted adds (zero outside the frame); small h."""
-    out = x.clone()
+    """Window sum of half size h along dim by shifted adds (zero outside the frame); small h.
+
+    The first add writes straight into the output (x[i-1] + x[i]), so no copy of x is made."""
     n = x.shape[dim]
-    for d in range(1, min(h, n - 1) + 1):
+    h = min(h, n - 1)
+    if h <= 0:
+        return x.clone()
+    out = torch.empty_like(x)
+    torch.add(x.narrow(dim, 0, n - 1), x.narrow(dim, 1, n - 1), out=out.narrow(dim, 1, n - 1))
+    out.narrow(dim, 0, 1).copy_(x.narrow(dim, 0, 1))
+    out.narrow(dim, 0, n - 1).add_(x.narrow(dim, 1, n - 1))
+    for d in range(2, h + 1):
         out.narrow(dim, d, n - d).add_(x.narrow(dim, 0, n - d))
         out.narrow(dim, 0, n - d).add_(x.narrow(dim, d, n - d))
     return out
@@ -243,15 +302,26 @@ def molc_luts(pfa: float, shapes: np.ndarray = LUT_SHAPES) -> tuple[np.ndarray, 
     return v, c, h
 
 
-def lut_interp_v(v: torch.Tensor, v_tab: torch.Tensor, y_tab: torch.Tensor) -> torch.Tensor:
-    """Interpolate y_tab at log-variance v (v_tab decreasing in the shape); clamped at the ends."""
-    lv = torch.log(v.clamp(min=1e-12))
-    lt = torch.log(v_tab).flip(0)  # increasing
-    yt = y_tab.flip(0)
-    n = lt.numel()
-    i = (torch.searchsorted(lt, lv.contiguous()) - 1).clamp(0, n - 2)
-    f = ((lv - lt[i]) / (lt[i + 1] - lt[i])).clamp(0.0, 1.0)
-    return yt[i] * (1.0 - f) + yt[i + 1] * f
+class ShapeLut:
+    """Linear interpolation in ln(variance) over the shape grid, tables prepared once per detector;
+    ``at(var)`` finds the brackets and weights once for every table looked up at that variance."""
+
+    def __init__(self, v_tab: torch.Tensor) -> None:
+        self.lt = torch.log(v_tab).flip(0).contiguous()  # increasing
+        self.dl = self.lt[1:] - self.lt[:-1]
+
+    def at(self, v: torch.Tensor):  # -> Callable[[torch.Tensor], torch.Tensor]
+        lv = torch.log(v.clamp(min=1e-12))
+        n = self.lt.numel()
+        i = (torch.searchsorted(self.lt, lv.contiguous()) - 1).clamp_(0, n - 2)
+        f = ((lv - self.lt[i]) / self.dl[i]).clamp_(0.0, 1.0)
+        g = 1.0 - f
+
+        def interp(y_tab: torch.Tensor) -> torch.Tensor:
+            yt = y_tab.flip(0)
+            return yt[i] * g + yt[i + 1] * f
+
+        return interp
 
 
 def auto_land(x: torch.Tensor, valid: torch.Tensor, p: CfarParams, w: Windows) -> torch.Tensor:
@@ -260,8 +330,8 @@ def auto_land(x: torch.Tensor, valid: torch.Tensor, p: CfarParams, w: Windows) -
     k = tuple(max(1, b // 16) for b in w.land_block)  # ~16 x 16 samples per block
     st = tuple(max(1, (b // ki) // 2) for b, ki in zip(w.land_block, k))
     bs = (2 * st[0], 2 * st[1])
-    z = torch.where(valid & (x > 0), 10.0 * torch.log10(x.clamp(min=1e-30)),
-                    torch.full_like(x, float("inf")))[:, ::k[0], ::k[1]]
+    xs, vs = x[:, ::k[0], ::k[1]], valid[:, ::k[0], ::k[1]]  # subsample first: same values, 1/k^2 the work
+    z = torch.where(vs & (xs > 0), 10.0 * torch.log10(xs.clamp(min=1e-30)), torch.full_like(xs, float("inf")))
     hs, ws = z.shape[-2:]
     nbr = max(1, math.ceil((hs - bs[0]) / st[0]) + 1)
     nbc = max(1, math.ceil((ws - bs[1]) / st[1]) + 1)
@@ -303,32 +373,43 @@ def dilate(mask: torch.Tensor, hr: int, hc: int) -> torch.Tensor:
     return _shift_or(_shift_or(mask, hr, -2), hc, -1)
 
 
-def sparse_components(idx: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, int]:
-    """8-connected components of the pixels at flat indices ``idx`` (b*H*W + r*W + c, sorted).
+def nonzero_rows(m: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
+    """``torch.nonzero`` of a sparse 2-D bool mask (or of ``m & other``) as (n, 2) (row, col), in
+    raster order. Rows without a True are skipped first with one vectorised max per row, which is
+    several times cheaper than a full nonzero scan when most rows are empty."""
+    if not m.is_contiguous():
+        m = m.contiguous()
+    rows = torch.nonzero(m.view(torch.uint8).amax(-1)).squeeze(1)
+    if rows.numel() * 2 > m.shape[0]:  # dense in rows: the plain scan is as good
+        return torch.nonzero(m if other is None else m & other)
+    sub = m.index_select(0, rows)
+    if other is not None:
+        sub &= other.index_select(0, rows)
+    rc = torch.nonzero(sub)
+    rc[:, 0] = rows.index_select(0, rc[:, 0])
+    return rc
 
-    Neighbours are found through a dense int32 position map of the (frame-padded) tiles, so no
-    search and no boolean indexing; missing neighbours become self loops. Union-find by hooking
-    the larger root onto the smaller one over every edge, then full path compression
-    (Shiloach-Vishkin style, O(log n) rounds; a component's root is its smallest index, so no
-    cycles). Labels are 0..K-1 in raster order of each component's first pixel (the order
-    scipy.ndimage.label uses).
-    """
-    n = idx.numel()
-    if n == 0:
-        return idx.new_zeros(0), 0
-    dev = idx.device
-    ids = torch.arange(n, device=dev)
-    Wp = W + 2
-    b = idx // (H * W)
-    rc = idx - b * (H * W)
-    pidx = b * ((H + 2) * Wp) + (rc // W + 1) * Wp + (rc % W + 1)  # position in the padded frame
-    pos = torch.full((int(b[-1].item() + 1) * (H + 2) * Wp,), -1, dtype=torch.int32, device=dev)
-    pos.index_copy_(0, pidx, ids.to(torch.int32))
-    offs = torch.tensor([1, Wp - 1, Wp, Wp + 1], device=dev)
-    nb = pos.index_select(0, (pidx[None, :] + offs[:, None]).reshape(-1)).view(4, n).long()
-    ea = ids.expand(4, n).reshape(-1)
-    eb = torch.where(nb >= 0, nb, ids[None, :]).reshape(-1)
-    lab = ids.clone()
+
+def mask_runs(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Horizontal runs of a (B, H, W) mask: flat start and (exclusive) end positions b*H*W + r*W + c,
+    in raster order. One comparison and one nonzero over the mask; no per-pixel lists."""
+    B, H, W = mask.shape
+    m = mask.reshape(B * H, W)
+    mp = torch.zeros((B * H, W + 2), dtype=torch.bool, device=mask.device)
+    mp[:, 1:-1] = m
+    t = torch.nonzero((mp[:, 1:] != mp[:, :-1]).view(-1)).squeeze(1)  # starts and ends, paired per row
+    row = t // (W + 1)
+    pos = row * W + (t - row * (W + 1))
+    return pos[0::2].contiguous(), pos[1::2].contiguous()
+
+
+def _union_find(n: int, ea: torch.Tensor, eb: torch.Tensor) -> torch.Tensor:
+    """Root (smallest member) of each of n nodes under the edges (ea, eb): hook the larger root onto
+    the smaller over every edge, then full path compression (Shiloach-Vishkin style: O(log n)
+    rounds; roots only ever decrease, so no cycles)."""
+    lab = torch.arange(n, device=ea.device)
+    if ea.numel() == 0:
+        return lab
     while True:
         ra, rb = lab.index_select(0, ea), lab.index_select(0, eb)
         lab.scatter_reduce_(0, torch.maximum(ra, rb), torch.minimum(ra, rb), reduce="amin")
@@ -340,9 +421,55 @@ def sparse_components(idx: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, 
             lab = nxt
             changed = True
         if not changed and torch.equal(lab.index_select(0, ea), lab.index_select(0, eb)):
-            break
-    _, inv = torch.unique(lab, return_inverse=True)
-    return inv, int(inv.max().item()) + 1
+            return lab
+
+
+def run_components(starts: torch.Tensor, ends: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, int]:
+    """8-connected components of a mask given as its horizontal runs (``mask_runs``).
+
+    Run-based labelling (the classical CPU algorithm, vectorised): a run touches the runs of the
+    row above whose extent, widened by one pixel for diagonal contact, overlaps it. Those form a
+    contiguous range of the raster-ordered runs, found by two binary searches; the run is joined
+    to the first of its range and each run of the range to the next (they all touch it), so the
+    edges are at most two per run. Labels are 0..K-1 in raster order of each component's first
+    pixel, the order scipy.ndimage.label uses. Work is O(runs), not O(pixels).
+    """
+    n = starts.numel()
+    if n == 0:
+        return starts.new_zeros(0), 0
+    dev = starts.device
+    g = starts // W  # global row (b * H + r)
+    s = starts - g * W
+    e = ends - g * W  # exclusive
+    Wk = W + 2
+    skey = g * Wk + s
+    ekey = g * Wk + e
+    up = g - 1
+    # first run of the row above ending at or after s (touches if it also starts <= e)
+    first = torch.searchsorted(ekey, up * Wk + s, side="left").clamp(max=n - 1)
+    last = torch.searchsorted(skey, up * Wk + e, side="right") - 1  # last run above starting <= e
+    ok = (g % H != 0) & (g[first] == up) & (last >= first) & (s[first] <= e)
+    ids = torch.arange(n, device=dev)
+    ea = [ids[ok]]
+    eb = [first[ok]]
+    span = torch.zeros(n + 1, dtype=torch.int64, device=dev)
+    span.index_add_(0, first[ok], torch.ones_like(first[ok]))
+    span.index_add_(0, last[ok], -torch.ones_like(last[ok]))
+    link = torch.nonzero(span.cumsum(0)[:-1] > 0).squeeze(1)  # run i and i + 1 share a run below
+    ea.append(link)
+    eb.append(link + 1)
+    lab = _union_find(n, torch.cat(ea), torch.cat(eb))
+    root = lab == ids
+    new = root.long().cumsum(0) - 1
+    return new.index_select(0, lab), int(root.sum().item())
+
+
+def run_pixels(starts: torch.Tensor, ends: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat pixel positions of the runs, and the run each pixel belongs to (raster order)."""
+    ln = ends - starts
+    rid = torch.repeat_interleave(torch.arange(starts.numel(), device=starts.device), ln)
+    off = torch.arange(rid.numel(), device=starts.device) - (ln.cumsum(0) - ln).index_select(0, rid)
+    return starts.index_select(0, rid) + off, rid
 
 
 def object_table(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, idx: torch.Tensor, lab: torch.Tensor, k: int,
@@ -358,7 +485,6 @@ def object_table(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, idx: torch
     dev = x.device
     dr, dc = spacing_m
     f64 = torch.float64
-    bi = idx // (H * W)
     r = (idx // W) % H
     c = idx % W
     v = x.reshape(-1)[idx].double()
@@ -369,6 +495,27 @@ def object_table(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, idx: torch
     big = torch.iinfo(torch.int64).max
     pidx = torch.full((k,), big, dtype=torch.int64, device=dev).scatter_reduce(
         0, lab[is_peak], idx[is_peak], reduce="amin")
+    bgm = bg_mean.reshape(-1)[((pidx // (H * W)) * bg_mean.shape[-2] + ((pidx // W) % H) // w.cell[0])
+                              * bg_mean.shape[-1] + (pidx % W) // w.cell[1]].double()
+    # The first rules of ``discriminate`` (size, strong pixels, contrast) need only these numbers:
+    # objects that fail them (nearly all of them on a textured sea) are dropped here, before the
+    # per-pixel geometry and the row/column searches; a small margin leaves the exact decision to
+    # discriminate, so the detections are the same as with the full table.
+    rules = p.rules()
+    min_area = max(rules.min_area_m2, rules.min_cells * w.resolution_m[0] * w.resolution_m[1])
+    contrast = 10.0 * (torch.log10(peak.clamp(min=1e-30)) - torch.log10(bgm.clamp(min=1e-30)))
+    cand = ((n_strong >= rules.min_strong_px - 0.5) & (cnt * (dr * dc) >= min_area * (1.0 - 1e-9))
+            & (contrast >= rules.min_contrast_db - 1e-6))
+    if not all_true(cand):
+        sel = cand.index_select(0, lab)
+        idx, lab, v = idx[sel], (cand.long().cumsum(0) - 1).index_select(0, lab[sel]), v[sel]
+        r, c = r[sel], c[sel]
+        cnt, n_strong, peak, pidx, bgm = cnt[cand], n_strong[cand], peak[cand], pidx[cand], bgm[cand]
+        k = int(cand.sum().item())
+        if k == 0:
+            from detectors.sar.discriminate import TABLE_FIELDS
+
+            return torch.zeros(0, dtype=torch.int64), {name: np.zeros(0) for name in TABLE_FIELDS}
     pb = pidx // (H * W)
     pr = (pidx // W) % H
     pc = pidx % W
@@ -405,9 +552,7 @@ def object_table(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, idx: torch
     rlo, rhi = seg_ext(r.to(f64))
     clo, chi = seg_ext(c.to(f64))
     mean_int = torch.zeros(k, dtype=f64, device=dev).index_add_(0, lab, v) / cnt
-    Hc, Wc = bg_mean.shape[-2:]
-    bgm = bg_mean[pb, pr // w.cell[0], pc // w.cell[1]].double()
-    peak_tw = torch.zeros(k, dtype=f64, device=dev).scatter_reduce(0, lab, ys.reshape(-1)[idx], reduce="amax")
+    peak_tw = torch.zeros(k, dtype=f64, device=dev).scatter_reduce(0, lab, ys.reshape(-1)[idx].double(), reduce="amax")
 
     # Brightest pixel in the object's column band (azimuth) and row band (range), outside itself.
     rows = torch.arange(H, device=dev, dtype=f64)
@@ -469,6 +614,7 @@ class CfarDetector:
         _, _, h_ext = molc_luts(p.pfa_extent)
         t = lambda a: torch.tensor(a, dtype=torch.float64, device=self.device)  # noqa: E731
         self._v, self._c, self._h, self._h_ext = t(v), t(c), t(h), t(h_ext)
+        self._lut = ShapeLut(self._v)
 
     def config(self) -> dict[str, object]:
         """Parameters as a plain dict (recorded with benchmark results)."""
@@ -501,44 +647,86 @@ class CfarDetector:
 
     def detect_batch(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
                      valid: torch.Tensor | None = None) -> list[list[Detection]]:
-        """Objects in each of B same-size tiles, (B, H, W); one pass of every kernel for all."""
+        """Objects in each of B same-size tiles, (B, H, W); one pass of every kernel for all.
+
+        On a CPU, large tiles (>= 1 Mpx) go through one at a time: batching amortises kernel
+        launches and transfers on a GPU, while on a CPU it only multiplies the working set (B x the
+        full-resolution temporaries) for no gain. Results are the same either way."""
+        with torch.inference_mode():
+            if (self.device.type == "cpu" and isinstance(sigma0, torch.Tensor) and sigma0.dim() == 3
+                    and sigma0.shape[0] > 1 and sigma0.shape[-2] * sigma0.shape[-1] >= 1 << 20
+                    and (valid is None or (isinstance(valid, torch.Tensor) and valid.shape == sigma0.shape))):
+                return [self._detect_batch(sigma0[b:b + 1], spacing_m, None if valid is None else valid[b:b + 1])[0]
+                        for b in range(sigma0.shape[0])]
+            return self._detect_batch(sigma0, spacing_m, valid)
+
+    def _detect_batch(self, sigma0: torch.Tensor, spacing_m: object, valid: torch.Tensor | None
+                      ) -> list[list[Detection]]:
         x, v, sp = self._prepare(sigma0, spacing_m, valid)
         p = self.params
         w = windows_for(p, sp)
         B, H0, W0 = x.shape
         cr, cc = w.cell
-        x = F.pad(x, (0, (-W0) % cc, 0, (-H0) % cr))  # whole cells; padding is no-data
-        v = F.pad(v, (0, (-W0) % cc, 0, (-H0) % cr))
+        if H0 % cr or W0 % cc:
+            x = F.pad(x, (0, (-W0) % cc, 0, (-H0) % cr))  # whole cells; padding is no-data
+            v = F.pad(v, (0, (-W0) % cc, 0, (-H0) % cr))
         H, W = x.shape[-2:]
-        sea = v.clone()
-        if p.land_auto:
-            sea &= ~auto_land(x, v, p, w)
-        md = sea & (x > 0)
-        lx = torch.log(x.double().clamp(min=1e-30))
-        ys = target_mean(x, sea, w.target)
-        ly = torch.log(ys.clamp(min=1e-30))
-        frame = cell_sums(F.pad(torch.ones(H0, W0, dtype=torch.float64, device=x.device),
-                                (0, W - W0, 0, H - H0)), w.cell)
-        lut = lambda var, tab: lut_interp_v(var, self._v, tab)  # noqa: E731
+        sea = v & ~auto_land(x, v, p, w) if p.land_auto else v
+        md = sea & (x > 0)  # pixels that may be background
+        nmd = None if all_true(md) else ~md
+        ys = target_mean(x, sea, w.target)  # detection statistic (float32)
 
-        def stats(mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            mk = mask.double()
-            lxm, lym = lx * mk, ly * mk
-            cs = cell_sums(torch.stack([mk, lxm, lxm * lx, lym, lym * ly]), w.cell)
-            mx, vx, n = cell_ring_stats(cs[:3], frame, w)
-            my, vy, _ = cell_ring_stats(cs[[0, 3, 4]], frame, w)
-            return mx, vx, my, vy, n
+        # Log moments per cell. Full-resolution work is float32 in one reused buffer, each image
+        # reduced per cell as soon as it is formed (no multi-channel stacks at full resolution);
+        # float64 starts on the cell grid (B x H/cr x W/cc), where every ring sum, variance and
+        # threshold is computed. Thresholds are applied to the linear images:
+        # ln(I) > T  <=>  I > exp(T), and floor_f32(exp(T)) makes the float32 comparison exact.
+        buf = torch.empty_like(x)
 
-        # pass 1 (all sea), then pass 2 with pass-1 detections censored from the background
-        mx, vx, my, vy, n = stats(md)
-        testable = sea & upsample_cells(n >= p.min_bg_fraction, w.cell)
-        hit1 = testable & exceeds(ly, my + lut(vy, self._h), w.cell)
-        mx, vx, my, vy, n = stats(md & ~dilate(hit1, *w.merge))
-        testable = sea & upsample_cells(n >= p.min_bg_fraction, w.cell)
-        strong = testable & exceeds(ly, my + lut(vy, self._h), w.cell)
-        ext = testable & exceeds(lx, mx + lut(vx, self._h_ext), w.cell)
-        mean = torch.exp(mx + lut(vx, self._c))  # background mean intensity per cell
-        del vx, vy, n, hit1, lx, ly
+        def log_moments(src: torch.Tensor) -> list[torch.Tensor]:
+            torch.clamp(src, min=1e-30, out=buf).log_()
+            if nmd is not None:
+                buf.masked_fill_(nmd, 0.0)
+            s1 = cell_sums(buf, w.cell).double()
+            return [s1, cell_sums(buf.mul_(buf), w.cell).double()]
+
+        cs = torch.stack([cell_sums(md, w.cell).double(), *log_moments(x), *log_moments(ys)])  # (5, B, Hc, Wc)
+        del buf
+        f_ring = ring_sums(frame_counts(H0, W0, w.cell, x.device), w)
+        inf = torch.tensor(math.inf, dtype=torch.float64, device=x.device)
+
+        def threshold(mean: torch.Tensor, lut: object, tab: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+            return floor_f32(torch.where(ok, torch.exp(mean + lut(tab)), inf))  # type: ignore[operator]
+
+        # pass 1 (all sea): detection statistic only
+        my, vy, n = ring_moments(ring_sums(cs[[0, 3, 4]], w), f_ring)
+        hit1 = exceeds(ys, threshold(my, self._lut.at(vy), self._h, n >= p.min_bg_fraction), w.cell)
+        hit1 &= sea
+        # pass 2: pass-1 detections (dilated by the merge gap) censored from the background. They
+        # are few, so their moments are taken out of the pass-1 cell sums (same float32 values).
+        if bool(hit1.any()):
+            rc = nonzero_rows(dilate(hit1, *w.merge).view(B * H, W), md.view(B * H, W))  # (n, 2): b*H + r, c
+            cell = (rc[:, 0] // cr) * (W // cc) + rc[:, 1] // cc  # H % cr == 0: rows stay in b
+            flat = rc[:, 0] * W + rc[:, 1]
+            ncell = cs[0].numel()
+            delta = [torch.bincount(cell, minlength=ncell).double()]
+            for img in (x, ys):
+                lv = torch.log(img.reshape(-1).index_select(0, flat).clamp_(min=1e-30))
+                delta += [torch.bincount(cell, weights=lv.double(), minlength=ncell),
+                          torch.bincount(cell, weights=(lv * lv).double(), minlength=ncell)]
+            cs = cs - torch.stack(delta).view_as(cs)
+        del hit1
+        r = ring_sums(cs, w)
+        mx, vx, n = ring_moments(r[:3], f_ring)
+        my, vy, _ = ring_moments(r[[0, 3, 4]], f_ring)
+        ok = n >= p.min_bg_fraction  # enough sea in the ring to test the cell's pixels
+        strong = exceeds(ys, threshold(my, self._lut.at(vy), self._h, ok), w.cell)
+        strong &= sea
+        lut_x = self._lut.at(vx)
+        ext = exceeds(x, threshold(mx, lut_x, self._h_ext, ok), w.cell)
+        ext &= sea
+        mean = torch.exp(mx + lut_x(self._c))  # background mean intensity per cell
+        del md, nmd
         det = objects(x, ys, ext, strong, mean, sp, w, p, v)
         out: list[list[Detection]] = [[] for _ in range(B)]
         if det is None:
@@ -564,7 +752,7 @@ class CfarDetector:
         if min(sigma0.shape[-2:]) < 8:
             raise DetectorInputError(f"sar-cfar: tile {tuple(sigma0.shape[-2:])} is too small (min 8 x 8)")
         sp = _spacing(spacing_m)
-        x = sigma0.to(self.device, torch.float32)
+        x = sigma0.to(self.device, torch.float32).contiguous()  # may be the caller's tensor: never written
         if valid is None:
             v = torch.ones_like(x, dtype=torch.bool)
         else:
@@ -572,12 +760,13 @@ class CfarDetector:
                 raise DetectorInputError(f"sar-cfar: valid must have shape {tuple(sigma0.shape)}, "
                                          f"got {getattr(valid, 'shape', type(valid))}")
             v = valid.to(self.device).bool()
-        finite = torch.isfinite(x)
-        if bool((v & ~finite).any()):
-            raise DetectorInputError("sar-cfar: sigma0 has NaN/inf at valid pixels; mark no-data in `valid`")
-        if bool((v & (x < 0)).any()):
+        if valid is not None:
+            x = torch.where(v, x, 0.0)
+        lo, hi = torch.aminmax(x)  # one pass; NaN propagates and fails both tests below
+        if not (bool(lo >= 0) and bool(hi < math.inf)):
+            if bool((~torch.isfinite(x)).any()):
+                raise DetectorInputError("sar-cfar: sigma0 has NaN/inf at valid pixels; mark no-data in `valid`")
             raise DetectorInputError("sar-cfar: sigma0 must be linear intensity >= 0 (got negative values; dB input?)")
-        x = torch.where(v, x, torch.zeros_like(x))
         return x, v, sp
 
 
@@ -586,25 +775,27 @@ def objects(x: torch.Tensor, ys: torch.Tensor, ext: torch.Tensor, strong: torch.
             ) -> tuple[torch.Tensor, dict[str, np.ndarray]] | None:
     """Hysteresis components (extent pixels holding a detection), merged across small gaps."""
     B, H, W = x.shape
-    idx = torch.nonzero(ext.reshape(-1)).squeeze(1)
-    lab, k = sparse_components(idx, H, W)
-    if k == 0:
-        return None
+    rc = nonzero_rows(strong.view(B * H, W), ext.view(B * H, W))
+    seeds = rc[:, 0] * W + rc[:, 1]
+    if seeds.numel() == 0:
+        return None  # no detection pixel: nothing to grow (the common case on open sea)
+    rs, re = mask_runs(ext)
+    lab, k = run_components(rs, re, H, W)
     has = torch.zeros(k, dtype=torch.bool, device=x.device)
-    has[lab[strong.reshape(-1)[idx]]] = True
-    keep_px = torch.zeros(B * H * W, dtype=torch.bool, device=x.device)
-    keep_px[idx[has[lab]]] = True
-    keep = keep_px.reshape(B, H, W)
-    if not bool(keep.any()):
-        return None
+    has[lab.index_select(0, torch.searchsorted(rs.contiguous(), seeds, side="right") - 1)] = True
+    kr = has.index_select(0, lab)
+    kidx, _ = run_pixels(rs[kr], re[kr])  # kept pixels, raster order
     # Merge fragments: components of the dilated kept mask; members are the kept pixels only.
-    grown = dilate(keep, *w.merge) & valid
-    gidx = torch.nonzero(grown.reshape(-1)).squeeze(1)
-    glab, gk = sparse_components(gidx, H, W)
-    kidx = torch.nonzero(keep.reshape(-1)).squeeze(1)
-    klab_g = glab[torch.searchsorted(gidx, kidx)]
-    _, klab = torch.unique(klab_g, return_inverse=True)
-    k2 = int(klab.max().item()) + 1
+    keep = torch.zeros(B * H * W, dtype=torch.bool, device=x.device)
+    keep[kidx] = True
+    grown = dilate(keep.view(B, H, W), *w.merge) & valid
+    gs, ge = mask_runs(grown)
+    glab, gk = run_components(gs, ge, H, W)
+    klab_g = glab.index_select(0, torch.searchsorted(gs, kidx, side="right") - 1)
+    present = torch.zeros(gk, dtype=torch.bool, device=x.device)
+    present[klab_g] = True
+    klab = (present.long().cumsum(0) - 1).index_select(0, klab_g)
+    k2 = int(present.sum().item())
     xs = x  # no-data already zeroed in _prepare
     return object_table(x, xs, ys, kidx, klab, k2, strong, mean, sp, w, p)
 
