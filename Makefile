@@ -31,6 +31,15 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# CPU benchmarks that need nothing outside the repo (the detector evaluations on SSDD and the
+# real Sentinel-2 scene read ../shared/datasets; their commands are in the README).
+bench: install
+	$(BIN)/python benchmarks/throughput.py --device cpu --quick
+	$(BIN)/python benchmarks/eval_vessels.py --synthetic --seeds 1000-1009 --spacing 0.5
+	$(BIN)/python benchmarks/eval_fire.py
+	$(BIN)/python benchmarks/downlink.py
+	$(BIN)/python benchmarks/ground.py
+
 samples: install
 	$(BIN)/python sample_scenes/generate.py --out sample_scenes
 

@@ -66,7 +66,7 @@ def test_tampered_body_or_signature_is_401(consumer: WebhookConsumer) -> None:
 
 def test_old_or_future_timestamp_is_400(consumer: WebhookConsumer) -> None:
     now = int(time.time())
-    for ts in (now - 301, now + 301):
+    for ts in (now - 400, now + 400):  # well past the 300 s tolerance: a loaded machine must not turn it into a pass
         r = post(consumer, BODY, webhook_headers([SECRET], "msg_3", BODY, timestamp=ts))
         assert r.status_code == 400 and "timestamp" in r.json()["error"]
     assert consumer.store.received() == []

@@ -9,3 +9,4 @@ from detectors.sar.discriminate import Discrimination, discriminate
 
 __all__ = ["CfarDetector", "CfarParams", "Discrimination", "discriminate", "windows_for"]
 from detectors.sar import learned  # noqa: E402,F401  registers sar-learned and sar-learned-onnx
+from detectors.sar import fused  # noqa: E402,F401  registers sar-fused (learned positions, CFAR geometry)

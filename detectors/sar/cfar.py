@@ -590,6 +590,7 @@ class CfarDetector:
     """Two-threshold Gamma-CFAR with censoring, land masking and object discrimination."""
 
     modality = "sar"
+    version = "1.0"  # bump when detections change for the same input (flow caches key on it)
 
     def __init__(self, device: torch.device | str | None = None, **params: object) -> None:
         names = {f.name for f in fields(CfarParams)}

@@ -1,0 +1,55 @@
+"""sar-fused: learned positions and scores, CFAR geometry (and so kind) where a CFAR object confirms."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from detectors import get_detector
+from detectors.sar.fused import fuse
+from detectors.types import Detection
+
+SP = (0.5, 0.5)
+
+
+def _d(row: float, col: float, kind: str = "lifeboat", length: float | None = 3.0, score: float = 0.6,
+       det: str = "sar-learned", heading: float | None = None) -> Detection:
+    return Detection(row=row, col=col, score=score, kind=kind, detector=det, length_m=length,  # type: ignore[arg-type]
+                     width_m=2.0, heading_deg=heading)
+
+
+def test_a_learned_peak_on_a_long_hull_takes_the_cfar_geometry_and_kind() -> None:
+    learned = [_d(100.0, 160.0)]  # a peak 30 m from the hull centre, reported by the model as a 3 m blob
+    cfar = [_d(100.0, 100.0, kind="vessel", length=120.0, det="sar-cfar", heading=90.0)]
+    (out,) = fuse(learned, cfar, SP)
+    assert out.kind == "vessel" and out.length_m == 120.0 and out.heading_deg == 90.0
+    assert (out.row, out.col, out.score) == (100.0, 160.0, 0.6)  # position and score stay the model's
+    assert out.detector == "sar-fused" and out.attrs["cfar"] == 1.0
+
+
+def test_unconfirmed_learned_detections_stay_and_cfar_only_objects_do_not_appear() -> None:
+    learned = [_d(10.0, 10.0)]
+    cfar = [_d(500.0, 500.0, kind="vessel", length=60.0, det="sar-cfar")]  # 350 m away: a CFAR-only object
+    (out,) = fuse(learned, cfar, SP)
+    assert out.kind == "lifeboat" and out.length_m == 3.0 and out.attrs["cfar"] == 0.0
+
+
+def test_a_cfar_object_lends_its_geometry_to_the_nearest_learned_detection_only() -> None:
+    learned = [_d(100.0, 100.0), _d(100.0, 112.0)]  # two peaks 6 m apart, both within 10 m of the object
+    cfar = [_d(100.0, 110.0, kind="lifeboat", length=7.0, det="sar-cfar")]
+    a, b = fuse(learned, cfar, SP)
+    assert a.attrs["cfar"] == 0.0 and b.attrs["cfar"] == 1.0 and b.length_m == 7.0
+    assert fuse([], cfar, SP) == [] and len(fuse(learned, [], SP)) == 2
+
+
+def test_fused_detector_reports_a_long_ship_as_a_vessel_with_its_length() -> None:
+    rng = np.random.default_rng(1)
+    sea = rng.gamma(4.0, 0.01 / 4.0, (512, 512)).astype(np.float32)
+    sea[250:262, 120:360] = 30.0  # a 120 m x 6 m hull at 0.5 m, ~35 dB over the sea
+    det = get_detector("sar-fused", device="cpu")
+    got = det.detect(torch.from_numpy(sea), spacing_m=SP)
+    assert got, "the hull was not found"
+    best = max(got, key=lambda d: d.length_m or 0.0)
+    assert best.kind == "vessel" and best.attrs["cfar"] == 1.0
+    assert abs(best.length_m - 120.0) < 15.0
+    assert det.required_overlap_px(SP) >= get_detector("sar-learned", device="cpu").required_overlap_px(SP)
