@@ -76,12 +76,14 @@ SPOTLIGHT_ROWS, SPOTLIGHT_COLS = 24_638, 24_103
 SPOTLIGHT_SPACING_M = 0.5
 
 #: Every detector the issue names, in table order; the ones not registered are listed as such.
-DETECTORS: tuple[str, ...] = ("sar-cfar", "sar-learned", "sar-learned-onnx",
+DETECTORS: tuple[str, ...] = ("sar-cfar", "sar-learned", "sar-learned-onnx", "sar-fused",
                               "fire-rules", "fire-learned", "fire-learned-onnx")
 #: Modules whose import registers detectors that may not be wired into the package yet.
-OPTIONAL_MODULES: tuple[str, ...] = ("detectors.sar.cfar", "detectors.sar.learned", "detectors.fire.learned")
+OPTIONAL_MODULES: tuple[str, ...] = ("detectors.sar.cfar", "detectors.sar.learned", "detectors.sar.fused",
+                                     "detectors.fire.learned")
 MODULE_OF: dict[str, str] = {"sar-cfar": "detectors.sar.cfar", "sar-learned": "detectors.sar.learned",
-                             "sar-learned-onnx": "detectors.sar.learned", "fire-learned": "detectors.fire.learned",
+                             "sar-learned-onnx": "detectors.sar.learned", "sar-fused": "detectors.sar.fused",
+                             "fire-learned": "detectors.fire.learned",
                              "fire-learned-onnx": "detectors.fire.learned", "fire-rules": "detectors.fire.rules"}
 
 #: Issue targets (ratios and rates), checked where they can be measured.
@@ -749,7 +751,7 @@ def bench_scene(args: argparse.Namespace, devices: list[torch.device]) -> dict[s
 
     load_optional_detectors()
     rows, cols = args.scene_rows, args.scene_cols
-    sar_dets = [d for d in ("sar-cfar", "sar-learned") if d in list_detectors("sar")]
+    sar_dets = [d for d in ("sar-cfar", "sar-learned") if d in list_detectors("sar")]  # sar-fused = both
     if args.scene_detectors:
         sar_dets = [d for d in args.scene_detectors if d in list_detectors("sar")]
     if not sar_dets:
