@@ -16,6 +16,8 @@ Methods, each at its own stored operating point (nothing here is tuned on the da
 * ``fused`` - what the pipeline ships as ``sar-fused`` (:mod:`detectors.sar.fused`): every learned
   detection, with the CFAR's measured length/width/heading/kind where a CFAR object confirms it.
   Same detections as ``sar-learned``; the difference is in kind accuracy and length error.
+* ``fused-precise`` - ``sar-fused-precise``: unconfirmed learned detections need a score >= 0.48
+  (chosen on validation seeds 900-911).
 
 Data:
 
@@ -54,7 +56,7 @@ from eval_vessels import _seeds, load_coco, match, metrics, ssdd_holdout  # noqa
 
 log = logging.getLogger("eval_learned")
 RESULTS = Path(__file__).parent / "results"
-METHODS = ("sar-learned", "sar-cfar", "union", "both", "fused")
+METHODS = ("sar-learned", "sar-cfar", "union", "both", "fused", "fused-precise")
 
 
 def _radius_px(d: Any, spacing: float) -> float:
@@ -68,9 +70,10 @@ def combine(learned: list[Any], cfar: list[Any], spacing: float) -> dict[str, li
     confirmed = [d for d, row in zip(learned, near) if any(row)]
     cfar_covered = {j for row in near for j, hit in enumerate(row) if hit}
     union = list(learned) + [b for j, b in enumerate(cfar) if j not in cfar_covered]
-    from detectors.sar.fused import fuse
+    from detectors.sar.fused import PRECISE_UNCONFIRMED, fuse
 
-    return {"union": union, "both": confirmed, "fused": fuse(learned, cfar, (spacing, spacing))}
+    return {"union": union, "both": confirmed, "fused": fuse(learned, cfar, (spacing, spacing)),
+            "fused-precise": fuse(learned, cfar, (spacing, spacing), unconfirmed_min_score=PRECISE_UNCONFIRMED)}
 
 
 def _fp_causes(dets: list[Any], pairs: list[tuple[int, int]], traps: list[dict[str, Any]], land: np.ndarray,

@@ -53,3 +53,22 @@ def test_fused_detector_reports_a_long_ship_as_a_vessel_with_its_length() -> Non
     assert best.kind == "vessel" and best.attrs["cfar"] == 1.0
     assert abs(best.length_m - 120.0) < 15.0
     assert det.required_overlap_px(SP) >= get_detector("sar-learned", device="cpu").required_overlap_px(SP)
+
+
+def test_precise_operating_point_drops_only_weak_unconfirmed_detections() -> None:
+    learned = [_d(10.0, 10.0, score=0.35), _d(300.0, 300.0, score=0.6), _d(100.0, 100.0, score=0.31)]
+    cfar = [_d(100.0, 101.0, kind="lifeboat", length=6.0, det="sar-cfar")]  # confirms the weak third one
+    out = fuse(learned, cfar, SP, unconfirmed_min_score=0.48)
+    assert [(d.row, d.score) for d in out] == [(300.0, 0.6), (100.0, 0.31)]
+    assert len(fuse(learned, cfar, SP)) == 3  # default: every learned detection stays
+    det = get_detector("sar-fused-precise", device="cpu")
+    assert det.unconfirmed_min_score == 0.48 and det.name == "sar-fused-precise"
+
+
+def test_bad_operating_point_is_a_clear_error() -> None:
+    import pytest
+
+    from detectors.errors import DetectorInputError
+
+    with pytest.raises(DetectorInputError, match="unconfirmed_min_score"):
+        get_detector("sar-fused", device="cpu", unconfirmed_min_score=3.0)
