@@ -75,10 +75,18 @@ class BatchReport:
 
 
 def scene_fingerprint(path: Path, options: ScanOptions) -> str:
-    """Same file (size, mtime) + same detector choice -> same fingerprint -> safe to reuse."""
+    """Same file (size, mtime) + same detector choice -> same fingerprint -> safe to reuse.
+
+    The detector choice includes what "no choice" means (the defaults), every detector's version
+    and the shipped weights' recorded checksums: retrained weights or new defaults redo a scene.
+    """
+    from pipelines.detect import DEFAULT_DETECTORS
+
     st = path.stat()
     key = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns, list(options.detectors or []),
-                      options.tile_size, options.overlap, _detector_versions()])
+                      options.tile_size, options.overlap, _detector_versions(),
+                      None if options.detectors else {k: list(v) for k, v in DEFAULT_DETECTORS.items()},
+                      _weights_checksums()])
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -88,6 +96,20 @@ def _detector_versions() -> dict[str, str]:
     out = {}
     for name in list_detectors():
         out[name] = str(getattr(_FACTORIES[name], "version", ""))
+    return out
+
+
+def _weights_checksums() -> dict[str, str]:
+    """The recorded sha256 of every shipped weights file (tiny text files; no hashing of weights)."""
+    import detectors
+
+    wdir = Path(detectors.__file__).resolve().parent / "weights"
+    out = {}
+    for f in sorted(wdir.glob("*.sha256")):
+        try:
+            out[f.name] = f.read_text(encoding="utf-8").split()[0]
+        except (OSError, IndexError):
+            out[f.name] = ""
     return out
 
 

@@ -61,3 +61,18 @@ def test_named_learned_detector_with_bad_weights_fails_the_scene(
     with pytest.raises((SceneError, WeightsError)) as ei:
         scan_scene(tif, ScanOptions(detectors=["sar-learned"], device="cpu"))
     assert "sha256 mismatch" in str(ei.value) or "sha256" in str(ei.value)
+
+
+def test_resume_fingerprint_changes_with_the_defaults(tmp_path: Path, write_tiny_sar: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch resumed after the defaults changed must rescan, not reuse the old detectors' alerts."""
+    from pipelines.batch import scene_fingerprint
+
+    tif = write_tiny_sar(tmp_path, _sea_with_ship())
+    before = scene_fingerprint(tif, ScanOptions())
+    assert scene_fingerprint(tif, ScanOptions()) == before  # stable
+    monkeypatch.setattr(detect_mod, "DEFAULT_DETECTORS", {"sar": ("sar-cfar",), "optical": ("fire-rules",)})
+    assert scene_fingerprint(tif, ScanOptions()) != before
+    named = scene_fingerprint(tif, ScanOptions(detectors=["sar-cfar"]))
+    monkeypatch.setattr(detect_mod, "DEFAULT_DETECTORS", {"sar": ("sar-fused",), "optical": ("fire-learned",)})
+    assert scene_fingerprint(tif, ScanOptions(detectors=["sar-cfar"])) == named  # named detectors: defaults irrelevant
