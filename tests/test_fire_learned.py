@@ -168,7 +168,7 @@ def test_cuda_matches_cpu(torch_det: LearnedFireDetector) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's legacy ONNX exporter, used on purpose
-@pytest.mark.parametrize("feature_set", ["v1", "v2", None])
+@pytest.mark.parametrize("feature_set", ["v1", "v2", "v3", None])
 def test_feature_sets_round_trip(tmp_path: Path, feature_set: str | None) -> None:
     """Both input feature sets load from a checkpoint (a 1.0.x checkpoint names none: v1), report
     their own receptive field, and export to an ONNX file that agrees with torch."""

@@ -33,7 +33,10 @@ a 5 x 5 background from which candidate fire pixels (excess > 0.02, dilated by 1
 out - the thin front otherwise raises its own background - plus that masked excess itself. Then
 three 3 x 3 convolutions (the middle one dilated by 2) and a 1 x 1 head; no down-sampling, so
 any tile size works and the receptive field is fixed: 11 px (v1) or 14 px (v2) each side
-(:data:`RECEPTIVE_HALF_BY_SET`; the weights' metadata names their set).
+(:data:`RECEPTIVE_HALF_BY_SET`; the weights' metadata names their set). Feature set ``v3``
+(experimental, not shipped: on validation it did no better than v2 and its trap-only margin was
+thin) adds the scaled excess over fire-masked backgrounds of four directional half-windows (min,
+middle, max), for pixels at burn-scar and forest edges; receptive field 15 px.
 
 Outputs. ``confidence`` is the network's fire probability (0 outside the mask); ``mask`` is
 probability >= the threshold stored with the weights (chosen on validation seeds, see
@@ -63,7 +66,7 @@ from detectors.types import FireMap
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "orbitwatch-fire-learned"
-MODEL_VERSION = "1.1.0"  # 1.0.x: feature set v1; 1.1.x: v2
+MODEL_VERSION = "1.1.1"  # 1.0.x: feature set v1; 1.1.x: v2 (1.1.1: fine-tuned 1.1.0, the shipped weights)
 #: Input bands, in the network's channel order (stored in the ONNX metadata too).
 BANDS: tuple[str, ...] = ("swir16", "swir22")
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -76,13 +79,16 @@ ONNX_OUTPUT = "fire_probability"
 CONTEXT_KERNEL = 15  # background mean window (px)
 INTENSITY_HALF = 15  # 31 x 31 background for the intensity proxy
 MASKED_KERNEL = 5  # fire-masked background window of feature set v2 (px)
-#: Feature sets: ``v1`` (8 features, weights 1.0.x) and ``v2`` (v1 + 3 truth-rule-scaled excesses).
-FEATURE_SETS: dict[str, int] = {"v1": 8, "v2": 11}
+DIRECTIONAL_HALF = 3  # v3: four 3 x 7 half-windows (above, below, left, right) of a 7 x 7 square
+#: Feature sets: ``v1`` (8 features, weights 1.0.x), ``v2`` (v1 + 3 truth-rule-scaled excesses,
+#: 1.1.x) and ``v3`` (v2 + min / middle / max of 4 directional fire-masked backgrounds' scaled excess).
+FEATURE_SETS: dict[str, int] = {"v1": 8, "v2": 11, "v3": 14}
 DEFAULT_FEATURES = "v2"
 #: Pixels each side that influence one output pixel, per feature set: v1 7 (15 x 15 mean) + 1 + 2 + 1
 #: (convs); v2 adds a fire mask dilated by 1 px and a 5 x 5 masked mean: 7 + 1 + 2, then the convs.
 RECEPTIVE_HALF_BY_SET: dict[str, int] = {"v1": CONTEXT_KERNEL // 2 + 4,
-                                         "v2": CONTEXT_KERNEL // 2 + 1 + MASKED_KERNEL // 2 + 4}
+                                         "v2": CONTEXT_KERNEL // 2 + 1 + MASKED_KERNEL // 2 + 4,
+                                         "v3": CONTEXT_KERNEL // 2 + 1 + DIRECTIONAL_HALF + 4}
 RECEPTIVE_HALF = RECEPTIVE_HALF_BY_SET[DEFAULT_FEATURES]
 _NORM_V1 = ("clamp(-0.05, 4); features [s16, s22, s22-s16, ln((s22+0.02)/(s16+0.02)), "
             "s16-mean15(s16), s22-mean15(s22), s22-s16*(mean15(s22)+0.01)/(mean15(s16)+0.01), mean15(s22)]; "
@@ -95,6 +101,11 @@ NORMALISATION_BY_SET: dict[str, str] = {
           "q5 = clamp((s22-bg5)/max(0.04, 0.2*bg5), -5, 10), 5*(s22-bg5); learned affine per feature "
           "(batch-norm, eval mode)",
 }
+NORMALISATION_BY_SET["v3"] = NORMALISATION_BY_SET["v2"].replace(
+    "; learned affine per feature", "; plus, with the same candidate mask, cover-matched backgrounds from 4 "
+    "masked 3x7 half-windows of a 7x7 square (above, below, left, right): qd = clamp((s22-bgd)/max(0.04, "
+    "0.2*bgd), -5, 10) (q5 where a half-window is all masked); features min, mean of middle two, max of qd; "
+    "learned affine per feature")
 NORMALISATION = NORMALISATION_BY_SET[DEFAULT_FEATURES]
 _MAX_MEDIAN_REFLECTANCE = 1.5
 _MIN_REFLECTANCE = -0.05
@@ -125,10 +136,38 @@ class FireNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 2, H, W) reflectance [swir16, swir22] -> (B, n, H, W) features of this net's set."""
+        if self.feature_set == "v3":
+            return self.features_v3(x)
         return self.features_v2(x) if self.feature_set == "v2" else self.features_v1(x)
 
     @staticmethod
-    def features_v2(x: torch.Tensor) -> torch.Tensor:
+    def features_v3(x: torch.Tensor) -> torch.Tensor:
+        """v2 plus directional backgrounds: at a burn-scar or forest edge the square 5 x 5 background
+        mixes two covers; the half-window on the pixel's own side does not. The scaled excess over
+        the fire-masked cover-matched background of each of 4 half-windows (3 x 7, above / below /
+        left / right), sorted: min, mean of the middle two, max. (B, 14, H, W)."""
+        v2 = FireNet.features_v2(x, with_keep=True)
+        base, q5, keep = v2[:, :11], v2[:, 9:10], v2[:, 11:12]
+        x = x.clamp(-0.05, 4.0)
+        s16, s22 = x[:, 0:1], x[:, 1:2]
+        h = DIRECTIONAL_HALF
+        k = 2 * h + 1
+        ker = torch.zeros(4, 1, k, k, dtype=x.dtype, device=x.device)
+        ker[0, 0, :h, :] = 1.0  # above
+        ker[1, 0, h + 1:, :] = 1.0  # below
+        ker[2, 0, :, :h] = 1.0  # left
+        ker[3, 0, :, h + 1:] = 1.0  # right
+        n = F.conv2d(keep, ker, padding=h)
+        m16 = F.conv2d(s16 * keep, ker, padding=h) / n.clamp(min=1e-3)
+        m22 = F.conv2d(s22 * keep, ker, padding=h) / n.clamp(min=1e-3)
+        bgd = s16 * (m22 + 0.01) / (m16 + 0.01)
+        qd = ((s22 - bgd) / torch.clamp(0.2 * bgd, min=0.04)).clamp(-5.0, 10.0)
+        qd = torch.where(n > 0.5, qd, q5.expand_as(qd))
+        srt = torch.sort(qd, dim=1).values
+        return torch.cat([base, srt[:, 0:1], 0.5 * (srt[:, 1:2] + srt[:, 2:3]), srt[:, 3:4]], dim=1)
+
+    @staticmethod
+    def features_v2(x: torch.Tensor, with_keep: bool = False) -> torch.Tensor:
         """v1 plus the swir22 excess over a cover-matched background scaled like the truth rule
         (excess / max(0.04, 0.2 * background)): once with the 15 x 15 background, once with a
         5 x 5 background from which candidate fire pixels (and their PSF halo) are masked out, so
@@ -150,7 +189,27 @@ class FireNet(nn.Module):
         bg5 = s16 * (m22 + 0.01) / (m16 + 0.01)
         e5 = s22 - bg5
         q5 = (e5 / torch.clamp(0.2 * bg5, min=0.04)).clamp(-5.0, 10.0)
+        if with_keep:  # for v3: the non-candidate mask as a 12th channel
+            return torch.cat([base, q15, q5, e5 * 5.0, keep], dim=1)
         return torch.cat([base, q15, q5, e5 * 5.0], dim=1)
+
+    def load_from_smaller(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Warm start from a checkpoint of a feature set whose features are a prefix of this one's
+        (v2 -> v3): shared weights copied, the new input channels start with zero first-layer
+        weights (so the warm-started net computes exactly the old function) and identity norm."""
+        own = self.state_dict()
+        for key, val in state.items():
+            cur = own[key]
+            if cur.shape == val.shape:
+                own[key] = val.clone()
+            elif key.startswith("norm.") and cur.ndim == 1:
+                own[key][: val.shape[0]] = val
+            elif key == "body.0.weight":
+                own[key].zero_()
+                own[key][:, : val.shape[1]] = val
+            else:
+                raise WeightsError(f"fire-learned: cannot warm-start {key}: {tuple(val.shape)} -> {tuple(cur.shape)}")
+        self.load_state_dict(own)
 
     @staticmethod
     def features_v1(x: torch.Tensor) -> torch.Tensor:

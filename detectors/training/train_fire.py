@@ -2,9 +2,25 @@
 
     nice .venv/bin/python -m detectors.training.train_fire --seed 0
 
-(the shipped 1.1.0 weights: these defaults - feature set v2, 2500 steps of 32 patches of 64 x 64 -
-took 1390 s of training + 115 s of tile generation on one shared CPU thread; 1.0.0 was
-``--features v1 --steps 1500 --batch 16 --patch 96``).
+(1.1.0 weights: these defaults - feature set v2, 2500 steps of 32 patches of 64 x 64 - took
+1390 s of training + 115 s of tile generation on one shared CPU thread; 1.0.0 was
+``--features v1 --steps 1500 --batch 16 --patch 96``). The shipped 1.1.1 weights fine-tune 1.1.0
+on fresh training tiles with extra loss weight near the truth rule's cut-off (the exact commands,
+with the sha256 of each starting checkpoint, are in ``benchmarks/results/fire_learned_training.json``)::
+
+    nice .venv/bin/python -m detectors.training.train_fire --seed 0 --out /tmp/v110   # = 1.1.0
+    nice .venv/bin/python -m detectors.training.train_fire --seed 1 --init /tmp/v110/fire_unet.pt \\
+        --lr 1e-3 --steps 1500 --cutoff-weight 3 --cutoff-band 0.5 2.0 --val-tiles 64 \\
+        --val-trap-tiles 32 --thr-step 0.01 --version 1.1.1 --out /tmp/v111a
+    nice .venv/bin/python -m detectors.training.train_fire --seed 2 --init /tmp/v111a/fire_unet.pt \\
+        --lr 5e-4 --steps 1000 --cutoff-weight 3 --cutoff-band 0.5 2.0 --val-tiles 64 \\
+        --val-trap-tiles 32 --thr-step 0.01 --version 1.1.1                          # = 1.1.1
+
+``--init`` starts from a verified checkpoint (a larger ``--features`` set than the checkpoint's
+warm-starts the new input channels at zero weight); ``--cutoff-weight W`` adds W to the BCE
+weight of pixels whose truth-rule ratio (fire-emitted swir22 excess / max(0.04, 0.2 x
+background), known exactly from the generator) lies in ``--cutoff-band`` - the faint front
+just above the cut-off and the PSF halo just below it, where almost all errors are.
 
 Why generated tiles: no labelled active-fire masks at this resolution ship with orbitwatch;
 :mod:`pipelines.synth.optical` puts Planck-radiance sub-pixel fires (600-1200 K) and the four
@@ -23,8 +39,8 @@ of the tiles are trap-only (negatives by construction). Training samples 64 x 64
 half centred on a fire pixel and a quarter on a look-alike (hard negatives), with flips,
 90-degree rotations and a +-10 % brightness gain. Loss: BCE + soft Dice (fire pixels are
 ~0.1 % of a tile; Dice keeps the rare class from being ignored). One CPU thread; ~15-25 min.
-The threshold is the one with the best validation pixel F1 among 0.05..0.95 that raises no
-pixel on the validation trap-only tiles.
+The threshold is the one with the best validation pixel F1 on the grid ``--thr-step``..0.95
+that raises no pixel on the validation trap-only tiles.
 
 Outputs (``--out``, default ``detectors/weights``): ``fire_unet.pt`` (state dict + metadata),
 ``fire_unet.onnx`` (dynamic batch/height/width, metadata) and their sha256 (lines in
@@ -75,19 +91,30 @@ def make_tiles(seeds: list[int], size: int, trap_only: bool) -> list[dict[str, n
         maker = make_trap_only_tile if trap_only else make_optical_tile
         t = maker(s, rows=size, cols=size, pixel_size_m=px, sensor=sensor)
         trap = np.zeros(t.fire_mask.shape, bool)
+        # Truth-rule ratio r = fire-emitted swir22 excess / max(0.04, 0.2 * background swir22): the
+        # pixel is fire iff r >= 1. The background is recovered from the tile (band = bg (1 - f) +
+        # excess + noise), so r is exact up to the 0.004 sensor noise (x 0.2 in the cut-off).
+        exc = t.fire_excess.get("swir22") if not trap_only else None
+        if exc is not None and t.fire_fraction is not None:
+            bg = (t.bands["swir22"] - exc) / np.clip(1.0 - t.fire_fraction, 1e-3, None)
+            ratio = (exc / np.maximum(0.04, 0.2 * bg)).astype(np.float32)
+        else:
+            ratio = np.zeros(t.fire_mask.shape, np.float32)
         for tr in t.truth:
             if tr["kind"] == "trap" and tr["pixels"]:
                 pr, pc = np.asarray(tr["pixels"]).T
                 trap[pr, pc] = True
         out.append({"x": np.stack([t.bands[b] for b in BANDS]).astype(np.float32), "y": t.fire_mask.copy(),
-                    "trap": trap, "seed": np.int64(s), "px": np.float32(px)})
+                    "trap": trap, "ratio": ratio, "seed": np.int64(s), "px": np.float32(px)})
     return out
 
 
-def sample_batch(tiles: list[dict[str, np.ndarray]], rng: np.random.Generator, batch: int, patch: int
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augmented patches: 1/2 centred on fire, 1/4 on a look-alike, 1/4 anywhere."""
-    xs, ys = [], []
+def sample_batch(tiles: list[dict[str, np.ndarray]], rng: np.random.Generator, batch: int, patch: int,
+                 with_ratio: bool = False):
+    """Augmented patches: 1/2 centred on fire, 1/4 on a look-alike, 1/4 anywhere.
+
+    Returns (x, y), or (x, y, r) with the truth-rule ratio per pixel when ``with_ratio``."""
+    xs, ys, rs = [], [], []
     for _ in range(batch):
         t = tiles[int(rng.integers(len(tiles)))]
         _, h, w = t["x"].shape
@@ -104,19 +131,33 @@ def sample_batch(tiles: list[dict[str, np.ndarray]], rng: np.random.Generator, b
         c0 = int(np.clip(c - patch // 2, 0, w - patch))
         x = t["x"][:, r0:r0 + patch, c0:c0 + patch]
         y = t["y"][r0:r0 + patch, c0:c0 + patch]
+        q = t["ratio"][r0:r0 + patch, c0:c0 + patch] if "ratio" in t else np.zeros_like(y, np.float32)
         k = int(rng.integers(4))
-        x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k)
+        x, y, q = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k), np.rot90(q, k)
         if rng.random() < 0.5:
-            x, y = x[:, :, ::-1], y[:, ::-1]
+            x, y, q = x[:, :, ::-1], y[:, ::-1], q[:, ::-1]
         gain = float(rng.uniform(0.9, 1.1))
         xs.append(np.ascontiguousarray(x) * gain)
         ys.append(np.ascontiguousarray(y))
-    return torch.from_numpy(np.stack(xs)).float(), torch.from_numpy(np.stack(ys)[:, None]).float()
+        rs.append(np.ascontiguousarray(q))
+    xt, yt = torch.from_numpy(np.stack(xs)).float(), torch.from_numpy(np.stack(ys)[:, None]).float()
+    if with_ratio:
+        return xt, yt, torch.from_numpy(np.stack(rs)[:, None]).float()
+    return xt, yt
 
 
-def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """BCE + (1 - soft Dice over the batch)."""
-    bce = F.binary_cross_entropy_with_logits(logits, y)
+def cutoff_weights(ratio: torch.Tensor, weight: float, lo: float, hi: float) -> torch.Tensor:
+    """Per-pixel BCE weight 1 + ``weight`` where the truth-rule ratio is in [lo, hi] (pixels near the
+    fire/no-fire cut-off at ratio 1: the faint edge just above it and the PSF halo just below)."""
+    return 1.0 + weight * ((ratio >= lo) & (ratio <= hi)).float()
+
+
+def loss_fn(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """BCE (optionally pixel-weighted, normalised by the mean weight) + (1 - soft Dice over the batch)."""
+    if weight is None:
+        bce = F.binary_cross_entropy_with_logits(logits, y)
+    else:
+        bce = (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * weight).sum() / weight.sum()
     p = torch.sigmoid(logits)
     dice = (2 * (p * y).sum() + 1.0) / (p.sum() + y.sum() + 1.0)
     return bce + (1.0 - dice)
@@ -129,10 +170,11 @@ def predict(net: FireNet, tiles: list[dict[str, np.ndarray]]) -> list[np.ndarray
 
 
 def choose_threshold(probs: list[np.ndarray], tiles: list[dict[str, np.ndarray]],
-                     trap_probs: list[np.ndarray]) -> tuple[float, dict[str, Any]]:
+                     trap_probs: list[np.ndarray], step: float = 0.05) -> tuple[float, dict[str, Any]]:
     """Threshold with the best validation pixel F1 among those raising no pixel on trap-only tiles
-    (the fire services' first demand); the best F1 overall when none manages that."""
-    grid = [round(v, 2) for v in np.arange(0.05, 0.96, 0.05)]
+    (the fire services' first demand); the best F1 overall when none manages that. Grid
+    ``step``..0.95 in steps of ``step``."""
+    grid = [round(float(v), 3) for v in np.arange(step, 0.9501, step)]
     trap_max = max((float(p.max()) for p in trap_probs), default=0.0)
     rows = []
     for thr in grid:
@@ -174,10 +216,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--width", type=int, default=24)
     ap.add_argument("--features", choices=sorted(FEATURE_SETS), default=DEFAULT_FEATURES,
-                    help="input feature set (v2: v1 + truth-rule-scaled excess features)")
+                    help="input feature set (v2: v1 + truth-rule-scaled excess features; v3: v2 + "
+                         "directional fire-masked backgrounds)")
     ap.add_argument("--val-tiles", type=int, default=32)
     ap.add_argument("--val-trap-tiles", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--init", type=Path, default=None,
+                    help="fine-tune: start from this verified .pt checkpoint (its width and feature set)")
+    ap.add_argument("--pct-start", type=float, default=0.1, help="OneCycle warm-up fraction")
+    ap.add_argument("--cutoff-weight", type=float, default=0.0,
+                    help="extra BCE weight on pixels whose truth-rule ratio (fire swir22 excess / "
+                         "max(0.04, 0.2 bg)) lies in --cutoff-band (0: off)")
+    ap.add_argument("--cutoff-band", type=float, nargs=2, default=(0.5, 2.0), metavar=("LO", "HI"))
+    ap.add_argument("--version", default=None, help="weights version for the metadata (default: the code's)")
+    ap.add_argument("--thr-step", type=float, default=0.05, help="validation threshold grid step")
     ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--report", type=Path, default=RESULTS / "fire_learned_training.json")
     ap.add_argument("--date", default=dt.date.today().isoformat(), help="training date for the metadata")
@@ -198,17 +250,31 @@ def main(argv: list[str] | None = None) -> int:
     log.info("generated %d training tiles (%d fire px) + %d/%d validation tiles in %.1f s",
              len(tiles), n_pos, len(val), len(val_traps), time.perf_counter() - t0)
 
-    net = FireNet(width=args.width, feature_set=args.features)
+    if args.init is not None:
+        from detectors.fire.learned import load_checkpoint
+
+        net, init_meta = load_checkpoint(args.init)
+        if args.features != net.feature_set:  # e.g. v2 -> v3: new input channels start at zero weight
+            small = net
+            net = FireNet(width=small.width, feature_set=args.features)
+            net.load_from_smaller(small.state_dict())
+        args.width = net.width
+        log.info("fine-tuning from %s (version %s, features %s -> %s)", args.init, init_meta.get("version"),
+                 init_meta.get("features"), net.feature_set)
+    else:
+        net = FireNet(width=args.width, feature_set=args.features)
     n_params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
+    sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=args.pct_start)
+             if args.steps > 0 else None)
     t1 = time.perf_counter()
     run = 0.0
     loss_log: list[list[float]] = []
     for step in range(1, args.steps + 1):
         net.train()
-        x, y = sample_batch(tiles, rng, args.batch, args.patch)
-        loss = loss_fn(net(x), y)
+        x, y, q = sample_batch(tiles, rng, args.batch, args.patch, with_ratio=True)
+        wts = cutoff_weights(q, args.cutoff_weight, *args.cutoff_band) if args.cutoff_weight > 0 else None
+        loss = loss_fn(net(x), y, wts)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -221,11 +287,11 @@ def main(argv: list[str] | None = None) -> int:
 
     probs = predict(net, val)
     trap_probs = predict(net, val_traps)
-    thr, thr_info = choose_threshold(probs, val, trap_probs)
+    thr, thr_info = choose_threshold(probs, val, trap_probs, args.thr_step)
     log.info("validation: threshold %.2f -> F1 %.4f (max prob on trap-only tiles %.3f)",
              thr, thr_info["chosen"]["f1"], thr_info["trap_max_prob"])
 
-    version = MODEL_VERSION if args.features == "v2" else "1.0.0"
+    version = args.version or {"v1": "1.0.0", "v2": "1.1.0"}.get(args.features, MODEL_VERSION)
     training_data = (f"pipelines.synth.optical {_generator_version()}: {args.n_tiles} fire tiles (seeds "
                      f"{train_seeds[0]}..{train_seeds[-1]}) + {args.n_trap_tiles} trap-only tiles (seeds "
                      f"{trap_seeds[0]}..{trap_seeds[-1]}), {args.size}x{args.size} px, landsat8/sentinel2 "
@@ -239,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
         "params": n_params, "receptive_half_px": RECEPTIVE_HALF_BY_SET[args.features],
         "train_seconds": round(train_s, 1), "val_f1": round(thr_info["chosen"]["f1"], 4),
     }
+    if args.init is not None:
+        meta["init"] = {"path": str(args.init), "version": init_meta.get("version"), "seed": init_meta.get("seed"),
+                        "steps": init_meta.get("steps"), "sha256": sha256_file(args.init)}
+        meta["lr"] = args.lr
+    if args.cutoff_weight > 0:
+        meta["cutoff_weight"] = {"weight": args.cutoff_weight, "band": list(args.cutoff_band)}
     args.out.mkdir(parents=True, exist_ok=True)
     pt = args.out / "fire_unet.pt"
     net.eval()
@@ -276,4 +348,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["choose_threshold", "loss_fn", "main", "make_tiles", "sample_batch", "tile_params"]
+__all__ = ["choose_threshold", "cutoff_weights", "loss_fn", "main", "make_tiles", "sample_batch", "tile_params"]
