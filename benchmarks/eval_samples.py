@@ -7,7 +7,8 @@ detectors really do on the committed scenes (which the detectors never trained o
 Matching (one-to-one, Hungarian): vessels and lifeboats by centre distance within
 ``max(--tol-m, half the true length)`` metres, using each scene's pixel spacing from its sidecar;
 fires by pixel overlap of an alert's ``pixels`` with a truth cluster's ``pixels`` (any shared pixel,
-or a centre within 2 px). A detected vessel reported as a lifeboat (or the reverse) counts as found
+or a centre within 2 px): a fire is found when some alert covers it, an alert is a false alarm
+when it covers no fire, and a fragment when it covers a fire another alert already reports. A detected vessel reported as a lifeboat (or the reverse) counts as found
 for recall and is listed as a kind confusion.
 
 Run: ``python benchmarks/eval_samples.py out/alerts.geojson [--scenes sample_scenes]``.
@@ -84,8 +85,10 @@ def score_scene(truth: list[dict[str, Any]], alerts: list[dict[str, Any]], spaci
                 cost[i, j] = -shared
     pairs = _match(cost)
     if fires_t:
+        # A fire is found when any alert covers any of its pixels (the cluster recall of
+        # benchmarks/eval_fire.py): two fires a pixel apart may be reported as one alert.
         out["truth"]["fire"] = len(fires_t)
-        out["found"]["fire"] = len(pairs)
+        out["found"]["fire"] = int((cost < 1e9).any(axis=1).sum()) if cost.size else 0
     touching = (cost < 1e9).any(axis=0) if cost.size else np.zeros(len(fires_a), bool)
     matched = {j for _, j in pairs}
     # An unmatched alert on a fire that another alert already matched is a fragment of that fire

@@ -46,3 +46,15 @@ def test_vessels_lifeboats_fires_false_alarms_and_fragments(tmp_path: Path) -> N
 
 def test_missing_alerts_file_is_a_usage_error(tmp_path: Path) -> None:
     assert es.main([str(tmp_path / "nope.geojson"), "--scenes", str(tmp_path)]) == 2
+
+
+def test_one_alert_over_two_adjacent_fires_finds_both(tmp_path: Path) -> None:
+    truth = [{"kind": "fire", "row": 5.0, "col": 5.0, "pixels": [[5, 5]]},
+             {"kind": "fire", "row": 5.0, "col": 8.0, "pixels": [[5, 8]]},
+             {"kind": "fire", "row": 50.0, "col": 50.0, "pixels": [[50, 50]]}]
+    (tmp_path / "f_truth.geojson").write_text(json.dumps(_fc(truth)))
+    alerts = [{"scene": "f", "kind": "fire", "row": 5.0, "col": 6.5, "pixels": [[5, 5], [5, 6], [5, 7], [5, 8]]}]
+    (tmp_path / "a.geojson").write_text(json.dumps(_fc(alerts)))
+    s = es.evaluate(tmp_path / "a.geojson", tmp_path)["scenes"]["f"]
+    assert s["found"]["fire"] == 2 and s["truth"]["fire"] == 3
+    assert s["false_alarms"] == 0 and s["fire_fragments"] == 0
