@@ -148,13 +148,15 @@ def cluster_fire_pixels(rows: np.ndarray, cols: np.ndarray, confidence: np.ndarr
             row, col = float((gr * w).sum() / tot), float((gc * w).sum() / tot)
         else:
             row, col = float(gr.mean()), float(gc.mean())
-        score = float(uconf[grp].max())
+        # Confidences are rounded to 1e-4: a model's probabilities differ in the ~9th digit between
+        # thread counts (summation order), and the same scene must give byte-identical alerts.
+        score = round(float(uconf[grp].max()), 4)
         n = int(grp.size)
         out.append(Detection(
             row=row, col=col, score=score, kind="fire", detector=detector,
             pixels=[(int(a), int(b)) for a, b in zip(gr, gc)], area_m2=n * area,
             attrs={"confidence": firms_confidence_class(score), "n_pixels": float(n),
-                   "mean_confidence": float(uconf[grp].mean()), "swir_excess": tot,
+                   "mean_confidence": round(float(uconf[grp].mean()), 4), "swir_excess": tot,
                    "frp_proxy": tot * area, "max_intensity": float(w.max()),
                    "centroid": "intensity-weighted" if tot > 0 else "plain"},
         ))
