@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -96,3 +97,24 @@ def onnx_metadata(path: str | Path) -> dict[str, str]:
     except Exception as exc:
         raise WeightsError(f"cannot read ONNX file {path}: {exc}") from exc
     return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def stamp_metadata(path: str | Path, metadata: Mapping[str, object], producer: str,
+                   model_version: int | None = None) -> Path:
+    """Replace an exported ONNX file's ``metadata_props`` with ``metadata`` (as strings), set the
+    producer (and model version), check and save it: a self-describing model bundle, which the
+    loaders read back with :func:`onnx_metadata`."""
+    import onnx
+
+    p = Path(path)
+    m = onnx.load(str(p))
+    del m.metadata_props[:]
+    for k, v in metadata.items():
+        prop = m.metadata_props.add()
+        prop.key, prop.value = str(k), str(v)
+    m.producer_name = producer
+    if model_version is not None:
+        m.model_version = int(model_version)
+    onnx.checker.check_model(m)
+    onnx.save(m, str(p))
+    return p

@@ -333,10 +333,9 @@ def _ort_session(path: Path, device: torch.device) -> Any:
 
 def onnx_metadata(path: Path) -> dict[str, str]:
     """Custom metadata (name, version, bands, normalisation, training data, date...) of an ONNX file."""
-    import onnx
+    from detectors import onnx_runtime
 
-    model = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in model.metadata_props}
+    return onnx_runtime.onnx_metadata(path)
 
 
 # ---------------------------------------------------------------------------- detectors
@@ -534,8 +533,6 @@ def export_onnx(net: FireNet, path: Path, metadata: Mapping[str, str], opset: in
 
     Used by the training script; here so the export and the loader agree on names.
     """
-    import onnx
-
     model = FireProb(net).eval().cpu()
     dummy = torch.rand(1, len(BANDS), 64, 64) * 0.4
     path = Path(path)
@@ -543,16 +540,9 @@ def export_onnx(net: FireNet, path: Path, metadata: Mapping[str, str], opset: in
                       dynamic_axes={ONNX_INPUT: {0: "batch", 2: "height", 3: "width"},
                                     ONNX_OUTPUT: {0: "batch", 2: "height", 3: "width"}},
                       opset_version=opset, dynamo=False)
-    m = onnx.load(str(path))
-    del m.metadata_props[:]
-    for k, v in metadata.items():
-        p = m.metadata_props.add()
-        p.key, p.value = str(k), str(v)
-    m.producer_name = MODEL_NAME
-    m.model_version = int(MODEL_VERSION.split(".")[0])
-    onnx.checker.check_model(m)
-    onnx.save(m, str(path))
-    return path
+    from detectors.onnx_runtime import stamp_metadata
+
+    return stamp_metadata(path, metadata, producer=MODEL_NAME, model_version=int(MODEL_VERSION.split(".")[0]))
 
 
 __all__: Sequence[str] = ("BANDS", "FEATURE_SETS", "FireNet", "LearnedFireDetector", "LearnedFireOnnxDetector",

@@ -312,8 +312,6 @@ def load_checkpoint(path: str | Path | None = None, sha256: str | None = None) -
 
 def export_onnx(net: SarCenterNet, path: Path, metadata: Mapping[str, str], opset: int = 17) -> Path:
     """Export ``net`` (+ sigmoid) with dynamic batch/height/width axes and string metadata."""
-    import onnx
-
     wrapped = SarCenterNetExport(net).eval()
     dummy = torch.zeros(1, 2, 64, 96)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -322,15 +320,9 @@ def export_onnx(net: SarCenterNet, path: Path, metadata: Mapping[str, str], opse
     torch.onnx.export(wrapped, (dummy,), str(path), input_names=[ONNX_INPUT], output_names=list(ONNX_OUTPUTS),
                       dynamic_axes={ONNX_INPUT: axes, ONNX_OUTPUTS[0]: out_axes, ONNX_OUTPUTS[1]: out_axes},
                       opset_version=opset, dynamo=False)
-    m = onnx.load(str(path))
-    del m.metadata_props[:]
-    for k, v in metadata.items():
-        prop = m.metadata_props.add()
-        prop.key, prop.value = str(k), str(v)
-    m.producer_name = "orbitwatch"
-    onnx.checker.check_model(m)
-    onnx.save(m, str(path))
-    return path
+    from detectors.onnx_runtime import stamp_metadata
+
+    return stamp_metadata(path, metadata, producer="orbitwatch")
 
 
 # ------------------------------------------------------------------------------- decoding
