@@ -113,3 +113,20 @@ def write_tiny_optical() -> Callable[..., Path]:
     """``write_tiny_optical(tmp_path, data, descriptions, ...)`` -> .tif path (see write_tiny_optical_impl)."""
     return write_tiny_optical_impl
 # ============================================================================ end scene I/O helpers
+
+
+# ============================================================================ Prefect
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One temporary Prefect API per test module (Prefect's own test harness, a real server);
+    results and caches in tmp so runs never share a cache. Imported lazily: most tests never
+    touch Prefect."""
+    import os
+
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    with prefect_test_harness(server_startup_timeout=180):
+        with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: tmp_path_factory.mktemp("results")}):
+            yield

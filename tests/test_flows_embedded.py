@@ -17,21 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
-from prefect.testing.utilities import prefect_test_harness
 
 from detectors import register
 from pipelines.flows.ground import deliver_alerts
 from pipelines.flows.scan import scan_folder, scan_scene
-
-
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One temporary Prefect API for the module; results/cache in tmp so runs never share a cache."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    with prefect_test_harness(server_startup_timeout=180):
-        with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: tmp_path_factory.mktemp("results")}):
-            yield
 
 
 def _optical_scene(folder: Path, stem: str, seed: int) -> Path:
