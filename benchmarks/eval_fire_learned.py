@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_fire import _run, _scores  # noqa: E402  (the fire-rules engineer's metrics)
 
 from detectors import get_detector  # noqa: E402
-from detectors.fire.clusters import cluster_fire_pixels, firemap_to_pixels  # noqa: E402
+from detectors.fire.clusters import cluster_fire_pixels  # noqa: E402
 
 log = logging.getLogger("eval_fire_learned")
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -120,7 +120,7 @@ def test_resume_skips_finished_scenes_and_keeps_alerts_once(scene_dir: Path, tmp
     feats = json.loads(out.read_text())["features"]
     ids = [f["properties"]["alert_id"] for f in feats]
     assert len(ids) == len(set(ids)) == second.alerts
-    fresh = run_batch(scenes, tmp_path / "fresh.geojson", ScanOptions())
+    assert run_batch(scenes, tmp_path / "fresh.geojson", ScanOptions()).ok
     assert sorted(ids) == sorted(f["properties"]["alert_id"]
                                  for f in json.loads((tmp_path / "fresh.geojson").read_text())["features"])
 

@@ -105,7 +105,6 @@ def test_consumer_serve_subprocess_verifies_and_stops_on_sigterm(tmp_path: Path)
 
 
 def test_ingest_packet_stream_from_stdin(tmp_path: Path) -> None:
-    import pytest
     import pipelines.alerts.packets as packets
     blob = b"".join(bytes(p) for p in packets.alerts_to_packets(make_alerts(6)))
     db = str(tmp_path / "g.sqlite")

@@ -528,9 +528,9 @@ def _optical_spacing(tif: Path, header: _Header, doc: dict | None) -> tuple[floa
     crs = header.crs
     if crs is not None and crs.is_projected and not header.transform.is_identity:
         try:
-            unit, factor = crs.linear_units_factor
+            _, factor = crs.linear_units_factor
         except Exception:
-            unit, factor = "", 0.0
+            factor = 0.0
         if factor and factor > 0:
             t = header.transform
             return (math.hypot(t.b, t.e) * factor, math.hypot(t.a, t.d) * factor)
