@@ -66,7 +66,7 @@ from detectors.types import FireMap
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "orbitwatch-fire-learned"
-MODEL_VERSION = "1.1.1"  # 1.0.x: feature set v1; 1.1.x: v2 (1.1.1: fine-tuned 1.1.0, the shipped weights)
+MODEL_VERSION = "1.1.2"  # 1.0.x: feature set v1; 1.1.x: v2 (1.1.2: 1.1.0 fine-tuned thrice, the shipped weights)
 #: Input bands, in the network's channel order (stored in the ONNX metadata too).
 BANDS: tuple[str, ...] = ("swir16", "swir22")
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
