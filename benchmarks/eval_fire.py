@@ -116,17 +116,14 @@ def eval_generated(algorithms: list[str], sensors: list[str], seeds: list[int], 
     return out
 
 
-def eval_s2(path: Path, device: str, out_png: Path) -> dict[str, Any]:
-    """Reduced-band run (B9, B11, B12) on the real Sentinel-2 BC wildfire scene, with a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def read_s2(path: Path) -> tuple[dict[str, np.ndarray], float, Any, list[str]]:
+    """The BC Sentinel-2 scene as reflectance bands by common name (its DN are reflectance x 10000;
+    band descriptions name B9/B11/B12), with its pixel size, transform and raw descriptions."""
     import rasterio
 
     with rasterio.open(path) as ds:
-        data = ds.read().astype(np.float32) / 1e4  # L1C-style reflectance x 10000
-        descs = ds.descriptions
+        data = ds.read().astype(np.float32) / 1e4
+        descs = list(ds.descriptions)
         res_m = float(ds.res[0])
         transform = ds.transform
     names = {"B9": "nir09", "B11": "swir16", "B12": "swir22"}
@@ -135,6 +132,16 @@ def eval_s2(path: Path, device: str, out_png: Path) -> dict[str, Any]:
         tok = next((t for t in names if f" {t} " in f" {d} "), None)
         if tok is not None:
             bands[names[tok]] = data[i]
+    return bands, res_m, transform, descs
+
+
+def eval_s2(path: Path, device: str, out_png: Path) -> dict[str, Any]:
+    """Reduced-band run (B9, B11, B12) on the real Sentinel-2 BC wildfire scene, with a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    bands, res_m, transform, descs = read_s2(path)
     out: dict[str, Any] = {"file": str(path), "bands": {k: descs[i] for i, k in enumerate(bands)},
                            "pixel_size_m": res_m}
     masks = {}

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eval_fire import _run, _scores  # noqa: E402  (the fire-rules engineer's metrics)
+from eval_fire import _run, _scores, read_s2  # noqa: E402  (the fire-rules engineer's metrics)
 
 from detectors import get_detector  # noqa: E402
 from detectors.fire.clusters import cluster_fire_pixels  # noqa: E402
@@ -154,23 +154,6 @@ def eval_generated(sensors: list[str], seeds: list[int], trap_seeds: list[int], 
     return out
 
 
-def _read_s2(path: Path) -> tuple[dict[str, np.ndarray], float, Any, list[str]]:
-    import rasterio
-
-    with rasterio.open(path) as ds:
-        data = ds.read().astype(np.float32) / 1e4  # reflectance x 10000
-        descs = list(ds.descriptions)
-        res_m = float(ds.res[0])
-        transform = ds.transform
-    names = {"B9": "nir09", "B11": "swir16", "B12": "swir22"}
-    bands = {}
-    for i, d in enumerate(descs):
-        tok = next((t for t in names if f" {t} " in f" {d} "), None)
-        if tok is not None:
-            bands[names[tok]] = data[i]
-    return bands, res_m, transform, descs
-
-
 def eval_s2(path: Path, device: str, dets: dict[str, Any], out_png: Path) -> dict[str, Any]:
     """The real BC Sentinel-2 scene (B9/B11/B12 only): what each detector reports, and a PNG."""
     import matplotlib
@@ -178,7 +161,7 @@ def eval_s2(path: Path, device: str, dets: dict[str, Any], out_png: Path) -> dic
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bands, res_m, transform, descs = _read_s2(path)
+    bands, res_m, transform, descs = read_s2(path)
     masks = _masks(dets, bands, res_m, device, {})
     out: dict[str, Any] = {"file": str(path), "descriptions": descs, "pixel_size_m": res_m}
     rules_px = np.argwhere(masks["rules"])
