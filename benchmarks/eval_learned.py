@@ -183,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--weights", type=Path, default=None, help="learned .pt (default: the shipped weights)")
     ap.add_argument("--no-refine", action="store_true", help="learned: keep heatmap-peak centres (no blob refinement)")
+    ap.add_argument("--no-ambiguity", action="store_true",
+                    help="learned: keep azimuth ghosts (no detectors.sar.ambiguity rejection)")
+    ap.add_argument("--tta", type=int, choices=(1, 2, 4), default=None,
+                    help="learned: test-time augmentation passes (default: as validated with the weights)")
     ap.add_argument("--seeds", default="1000-1009")
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--spacing", type=float, default=0.5)
@@ -199,12 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from detectors.registry import get_detector
 
-    opts: dict[str, Any] = {"refine_centres": not args.no_refine}
+    opts: dict[str, Any] = {"refine_centres": not args.no_refine, "reject_ambiguities": not args.no_ambiguity}
     if args.weights:
         opts["weights"] = args.weights
     learned = get_detector("sar-learned", device=args.device, **opts)
+    if args.tta is not None:
+        learned.tta = args.tta
     dets_by = {"sar-learned": learned, "sar-cfar": get_detector("sar-cfar", device=args.device)}
     onnx = get_detector("sar-learned-onnx", device=args.device) if args.compare_onnx else None
+    if onnx is not None and args.tta is not None:
+        onnx.tta = args.tta
     seeds = _seeds(args.seeds) if args.seeds else []
     from detectors.training.splits import SYNTH_TEST_SEED0
 
@@ -213,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {"learned_version": learned.version, "learned_score_threshold": learned.score_threshold,
                            "learned_training_command": learned.metadata.get("training_command"),
                            "learned_refine_centres": learned.refine_centres,
+                           "learned_reject_ambiguities": learned.reject_ambiguities,
+                           "learned_tta_passes": learned.tta,
                            "methods": list(METHODS), "seeds": args.seeds, "size": args.size,
                            "spacing_m": args.spacing}
     t0 = time.time()

@@ -278,3 +278,24 @@ def test_ssdd_holdout_matches_the_shared_benchmark_split() -> None:
     splits = [ssdd_split(i) for i in ids]
     assert all((s == "holdout") == ssdd_holdout(i) for i, s in zip(ids, splits))
     assert 0.05 < splits.count("val") / len(ids) < 0.15
+
+
+@pytest.mark.parametrize("passes", [2, 4])
+def test_tta_heatmap_is_the_mean_over_mirror_images(det_torch: LearnedSarDetector, det_onnx: LearnedSarOnnxDetector,
+                                                    ship_tile: np.ndarray, passes: int) -> None:
+    """Test-time augmentation averages the heatmaps of the flipped inputs, flipped back; both
+    backends do it alike."""
+    feats, _, _ = det_torch.prepare(torch.from_numpy(ship_tile)[None], (0.5, 0.5), None)
+    old = det_torch.tta, det_onnx.tta
+    try:
+        det_torch.tta = det_onnx.tta = passes
+        heat, reg = det_torch.heads(feats)
+        h0, r0 = det_torch._heads(feats)
+        flips = [[3], [2], [2, 3]][: passes - 1]
+        want = (h0 + sum(torch.flip(det_torch._heads(torch.flip(feats, dims=d))[0], dims=d) for d in flips)) / passes
+        assert torch.allclose(heat, want, atol=1e-6) and torch.equal(reg, r0)
+        assert not torch.allclose(heat, h0, atol=1e-4)  # the mirror images do change it
+        ho, _ = det_onnx.heads(feats)
+        assert float((ho - heat).abs().max()) < 1e-4
+    finally:
+        det_torch.tta, det_onnx.tta = old
