@@ -187,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="learned: keep azimuth ghosts (no detectors.sar.ambiguity rejection)")
     ap.add_argument("--tta", type=int, choices=(1, 2, 4), default=None,
                     help="learned: test-time augmentation passes (default: as validated with the weights)")
+    ap.add_argument("--pyramid", default=None,
+                    help="learned: coarse-grid factors for large ships, e.g. 2,4 or none (default: the detector's)")
     ap.add_argument("--seeds", default="1000-1009")
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--spacing", type=float, default=0.5)
@@ -206,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     opts: dict[str, Any] = {"refine_centres": not args.no_refine, "reject_ambiguities": not args.no_ambiguity}
     if args.weights:
         opts["weights"] = args.weights
+    if args.pyramid is not None:
+        opts["pyramid"] = () if args.pyramid == "none" else tuple(int(v) for v in args.pyramid.split(","))
     learned = get_detector("sar-learned", device=args.device, **opts)
     if args.tta is not None:
         learned.tta = args.tta
@@ -213,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     onnx = get_detector("sar-learned-onnx", device=args.device) if args.compare_onnx else None
     if onnx is not None and args.tta is not None:
         onnx.tta = args.tta
+    if onnx is not None:
+        onnx.pyramid = learned.pyramid
     seeds = _seeds(args.seeds) if args.seeds else []
     from detectors.training.splits import SYNTH_TEST_SEED0
 
@@ -222,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                            "learned_training_command": learned.metadata.get("training_command"),
                            "learned_refine_centres": learned.refine_centres,
                            "learned_reject_ambiguities": learned.reject_ambiguities,
-                           "learned_tta_passes": learned.tta,
+                           "learned_tta_passes": learned.tta, "learned_pyramid": list(learned.pyramid),
                            "methods": list(METHODS), "seeds": args.seeds, "size": args.size,
                            "spacing_m": args.spacing}
     t0 = time.time()

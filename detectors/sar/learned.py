@@ -112,6 +112,13 @@ BLOB_OVER_MEDIAN_DB = 6.0
 #: ... and within this many dB of the blob's brightest pixel.
 BLOB_BELOW_PEAK_DB = 12.0
 DEFAULT_SCORE_THRESHOLD = 0.4
+#: Coarser grids the network also looks at (factors of the working spacing): a 150-300 m ship
+#: is larger than anything in the 160 m training crops, and the network misses it at 1 m, but
+#: at 2 or 4 m per pixel it is an ordinary 40-150 px ship. Chosen on the validation split.
+PYRAMID = (2, 4)
+#: A coarse-grid detection is added only when its box is at least this long (metres) and no
+#: finer detection lies on it: small boats belong to the 1 m grid.
+PYRAMID_MIN_LENGTH_M = 60.0
 NMS_IOU = 0.3
 MAX_PEAKS = 200
 _MIN_SPACING_M, _MAX_SPACING_M = 0.05, 20.0
@@ -331,6 +338,16 @@ def export_onnx(net: SarCenterNet, path: Path, metadata: Mapping[str, str], opse
     return stamp_metadata(path, metadata, producer="orbitwatch")
 
 
+def _check_pyramid(pyramid: Any) -> tuple[int, ...]:
+    try:
+        levels = tuple(int(f) for f in pyramid)
+    except (TypeError, ValueError) as exc:
+        raise DetectorInputError(f"pyramid must be a sequence of integer factors, got {pyramid!r}") from exc
+    if any(f < 2 or f > 16 for f in levels) or any(float(f) != float(g) for f, g in zip(levels, pyramid)):
+        raise DetectorInputError(f"pyramid factors must be integers in 2..16, got {pyramid!r}")
+    return levels
+
+
 # ------------------------------------------------------------------------------- decoding
 def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     """IoU of two (row, col, h, w) centre boxes."""
@@ -463,6 +480,8 @@ class _SarLearnedBase:
     #: Drop azimuth ambiguities (ghosts) whose displacement repeats in the tile
     #: (:mod:`detectors.sar.ambiguity`); chosen on the validation split.
     reject_ambiguities: bool = True
+    #: Coarse grids searched for large ships (see :data:`PYRAMID`); () turns it off.
+    pyramid: tuple[int, ...] = PYRAMID
 
     def __init__(self, device: torch.device | str | None, score_threshold: float | None,
                  meta: Mapping[str, Any]) -> None:
@@ -547,12 +566,26 @@ class _SarLearnedBase:
             heat = acc / self.tta
         return heat, reg
 
-    def _postprocess(self, heat: torch.Tensor, reg: torch.Tensor, power: torch.Tensor, vw: torch.Tensor,
-                     shape: tuple[int, int], spacing: tuple[float, float]) -> list[Detection]:
-        hw, ww = power.shape
+    def _decode(self, heat: torch.Tensor, reg: torch.Tensor, vw: torch.Tensor) -> list[tuple[float, ...]]:
+        hw, ww = vw.shape
         heat = heat[:, : (hw + STRIDE - 1) // STRIDE, : (ww + STRIDE - 1) // STRIDE]
         reg = reg[:, : heat.shape[1], : heat.shape[2]]
-        peaks = decode_peaks(heat, reg, self.score_threshold, vw.cpu().numpy())
+        return decode_peaks(heat, reg, self.score_threshold, vw.cpu().numpy())
+
+    def _postprocess(self, heat: torch.Tensor, reg: torch.Tensor, power: torch.Tensor, vw: torch.Tensor,
+                     shape: tuple[int, int], spacing: tuple[float, float],
+                     coarse: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = ()) -> list[Detection]:
+        hw, ww = power.shape
+        peaks = self._decode(heat, reg, vw)
+        for f, h_c, r_c, v_c in coarse:  # large ships seen on coarser grids (PYRAMID)
+            for score, row, col, bh, bw in self._decode(h_c, r_c, v_c):
+                row, col, bh, bw = (row + 0.5) * f - 0.5, (col + 0.5) * f - 0.5, bh * f, bw * f
+                length = max(bh, bw) * WORKING_SPACING_M
+                if length < PYRAMID_MIN_LENGTH_M:
+                    continue
+                if any(math.hypot(row - p[1], col - p[2]) * WORKING_SPACING_M <= max(10.0, length / 2) for p in peaks):
+                    continue
+                peaks.append((score, row, col, bh, bw))
         if not peaks:
             return []
         fr, fc = shape[0] / hw, shape[1] / ww  # input pixels per working pixel
@@ -629,8 +662,17 @@ class _SarLearnedBase:
         spacing = self._check(sigma0, spacing_m, valid, batched=True)
         feats, power, vw = self.prepare(sigma0, spacing, valid)
         heat, reg = self.heads(feats)
+        levels = []
+        for f in self.pyramid:  # the same network on area-averaged f x f coarser grids
+            p_c, v_c = to_working_grid(power, (WORKING_SPACING_M / f, WORKING_SPACING_M / f), vw)
+            if min(p_c.shape[-2:]) < _MIN_SIDE:
+                continue
+            h_c, r_c = self.heads(pad_to_multiple(normalise(p_c, v_c)))
+            levels.append((f, h_c, r_c, v_c))
         shape = (int(sigma0.shape[1]), int(sigma0.shape[2]))
-        return [self._postprocess(heat[i], reg[i], power[i], vw[i], shape, spacing) for i in range(sigma0.shape[0])]
+        return [self._postprocess(heat[i], reg[i], power[i], vw[i], shape, spacing,
+                                  [(f, h_c[i], r_c[i], v_c[i]) for f, h_c, r_c, v_c in levels])
+                for i in range(sigma0.shape[0])]
 
     @torch.no_grad()
     def detect(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
@@ -649,17 +691,19 @@ class LearnedSarDetector(_SarLearnedBase):
 
     def __init__(self, device: torch.device | str | None = None, weights: str | Path | None = None,
                  score_threshold: float | None = None, sha256: str | None = None, refine_centres: bool = True,
-                 reject_ambiguities: bool = True, **kw: Any) -> None:
+                 reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID, **kw: Any) -> None:
         """``weights``: a ``.pt`` checkpoint (default: the shipped one), verified by sha256;
         ``score_threshold``: override the validated threshold stored with the weights;
         ``refine_centres``: blob-centroid centres and same-blob merging (default on);
-        ``reject_ambiguities``: drop azimuth ghosts (:mod:`detectors.sar.ambiguity`, default on)."""
+        ``reject_ambiguities``: drop azimuth ghosts (:mod:`detectors.sar.ambiguity`, default on);
+        ``pyramid``: coarse-grid factors searched for large ships (:data:`PYRAMID`; () for none)."""
         if kw:
             raise DetectorInputError(f"sar-learned: unknown options {sorted(kw)}")
         net, meta = load_checkpoint(weights, sha256)
         super().__init__(device, score_threshold, meta)
         self.refine_centres = bool(refine_centres)
         self.reject_ambiguities = bool(reject_ambiguities)
+        self.pyramid = _check_pyramid(pyramid)
         self.net = SarCenterNetExport(net).to(self.device).eval()
         # --- radiation hardening hook (detectors/integrity.py): live weights re-hashed every few
         # batches; a bit flip is restored from the golden copy, else from the verified file.
@@ -681,10 +725,10 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
 
     def __init__(self, device: torch.device | str | None = None, weights: str | Path | None = None,
                  score_threshold: float | None = None, sha256: str | None = None, refine_centres: bool = True,
-                 reject_ambiguities: bool = True, **kw: Any) -> None:
+                 reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID, **kw: Any) -> None:
         """``weights``: an ``.onnx`` file (default: the shipped one), verified by sha256; its
-        metadata carries the threshold and version. ``refine_centres``, ``reject_ambiguities``: as
-        for ``sar-learned``."""
+        metadata carries the threshold and version. ``refine_centres``, ``reject_ambiguities``,
+        ``pyramid``: as for ``sar-learned``."""
         from detectors.onnx_runtime import make_session, onnx_metadata
 
         if kw:
@@ -694,6 +738,7 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
         super().__init__(device, score_threshold, meta)
         self.refine_centres = bool(refine_centres)
         self.reject_ambiguities = bool(reject_ambiguities)
+        self.pyramid = _check_pyramid(pyramid)
         self.session = make_session(path, self.device)
         self.providers = list(self.session.get_providers())
 
