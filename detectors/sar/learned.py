@@ -78,6 +78,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from detectors.errors import DetectorInputError, WeightsError
+from detectors.sar.ambiguity import ghost_flags
 from detectors.registry import register
 from detectors.types import LIFEBOAT_MAX_LENGTH_M, Detection
 
@@ -119,6 +120,9 @@ PYRAMID = (2, 4)
 #: A coarse-grid detection is added only when its box is at least this long (metres) and no
 #: finer detection lies on it: small boats belong to the 1 m grid.
 PYRAMID_MIN_LENGTH_M = 60.0
+#: Bump when decoding/post-processing changes detections for the same weights (2: azimuth ghosts
+#: and the coarse-grid pyramid).
+POSTPROCESS_REVISION = 2
 NMS_IOU = 0.3
 MAX_PEAKS = 200
 _MIN_SPACING_M, _MAX_SPACING_M = 0.05, 20.0
@@ -496,12 +500,20 @@ class _SarLearnedBase:
         self.tta = int(meta.get("tta", 1))
         if self.tta not in (1, 2, 4):
             raise DetectorInputError(f"tta must be 1, 2 or 4 passes, got {self.tta}")
-        self.version = str(meta.get("version", MODEL_VERSION))
+        # Weights version + post-processing revision: the flows' caches key on this string, and
+        # ghost rejection / the pyramid change detections for the same weights.
+        self.version = f"{meta.get('version', MODEL_VERSION)}+post{POSTPROCESS_REVISION}"
 
     # The pipeline asks for this to size tile overlaps.
     @staticmethod
     def required_overlap_px(spacing_m: float | tuple[float, float]) -> int:
         return required_overlap_px(spacing_m)
+
+    def _set_options(self, refine_centres: bool, reject_ambiguities: bool, pyramid: Any) -> None:
+        """Post-processing options shared by both backends (see the class attributes)."""
+        self.refine_centres = bool(refine_centres)
+        self.reject_ambiguities = bool(reject_ambiguities)
+        self.pyramid = _check_pyramid(pyramid)
 
     def _check(self, sigma0: torch.Tensor, spacing_m: Any, valid: torch.Tensor | None,
                batched: bool) -> tuple[float, float]:
@@ -647,8 +659,6 @@ class _SarLearnedBase:
                        "model_version": self.version},
             ))
         if self.reject_ambiguities and len(out) >= 2:
-            from detectors.sar.ambiguity import ghost_flags
-
             flags, offsets = ghost_flags(db_all, work_rc, median_db, WORKING_SPACING_M)
             if any(flags):
                 log.debug("%s: %d azimuth ghost(s) dropped (offsets %s m)", self.name, sum(flags), offsets)
@@ -701,9 +711,7 @@ class LearnedSarDetector(_SarLearnedBase):
             raise DetectorInputError(f"sar-learned: unknown options {sorted(kw)}")
         net, meta = load_checkpoint(weights, sha256)
         super().__init__(device, score_threshold, meta)
-        self.refine_centres = bool(refine_centres)
-        self.reject_ambiguities = bool(reject_ambiguities)
-        self.pyramid = _check_pyramid(pyramid)
+        self._set_options(refine_centres, reject_ambiguities, pyramid)
         self.net = SarCenterNetExport(net).to(self.device).eval()
         # --- radiation hardening hook (detectors/integrity.py): live weights re-hashed every few
         # batches; a bit flip is restored from the golden copy, else from the verified file.
@@ -736,9 +744,7 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
         path = verify_weights(ONNX_FILE if weights is None else weights, sha256)
         meta = onnx_metadata(path)
         super().__init__(device, score_threshold, meta)
-        self.refine_centres = bool(refine_centres)
-        self.reject_ambiguities = bool(reject_ambiguities)
-        self.pyramid = _check_pyramid(pyramid)
+        self._set_options(refine_centres, reject_ambiguities, pyramid)
         self.session = make_session(path, self.device)
         self.providers = list(self.session.get_providers())
 
