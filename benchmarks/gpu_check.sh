@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One prepared run on a lent GPU machine (the `device` tool): the CUDA tests, then the throughput
+# benchmark (detector matrix + the full spotlight GEO from disk to alerts) on CUDA.
+# The GPU image has torch/torchvision/onnxruntime but neither prefect nor rasterio: rasterio (and
+# its pure-Python deps) travel as wheels in .whl/ (see benchmarks/README_gpu.md).
+# Results go to $OUT (device tool) or benchmarks/results/ when run by hand.
+set -uo pipefail
+OUT="${OUT:-benchmarks/results}"
+export PYTHONUNBUFFERED=1
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="/tmp/site:${PYTHONPATH:-}" || exit 3
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu_check_nvidia_smi.txt"
+python3 -c "import torch, onnxruntime as o; print(torch.__version__, torch.cuda.get_device_name(0), o.__version__, o.get_available_providers())"
+timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider \
+  tests/test_streaming.py tests/test_sar_learned.py tests/test_sar_cfar.py tests/test_fire_learned.py tests/test_fire_rules.py \
+  2>&1 | tee "$OUT/gpu_check_pytest.txt"
+timeout "${THROUGHPUT_TIMEOUT:-400}" python3 benchmarks/throughput.py --device cuda \
+  --detectors sar-cfar,sar-learned,sar-learned-onnx,sar-fused,fire-rules,fire-learned,fire-learned-onnx \
+  --tile-sizes 512,2048,4096 --batch-sizes 1,4 --repeats 10 --budget-s 2 \
+  --scene-size full --scene-detectors sar-cfar,sar-learned --scene-timeout 240 \
+  --out "$OUT/throughput_gpu.json" > "$OUT/gpu_check_throughput.log" 2>&1; echo "throughput rc=$?"
+grep -v "^ \|^{\|^}" "$OUT/gpu_check_throughput.log" | tail -60
