@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from detectors.sar.ambiguity import MIN_SEPARATION_M, ghost_flags, parent_offsets
+from detectors.sar.ambiguity import MIN_SEPARATION_M, ghost_flags, parent_offsets, parents
 
 SEA_DB = -20.0
 
@@ -71,6 +71,47 @@ def test_boats_abeam_of_a_range_oriented_ship_are_not_ghosts() -> None:
         _rect(db, r - 2, r + 3, c - 1, c + 2, SEA_DB + 18)
     flags, offsets = ghost_flags(db, [(float(r), float(c)) for r, c in boats], SEA_DB)
     assert flags == [False] * 4 and offsets == []
+
+
+def test_a_lone_ship_sized_ghost_is_flagged_but_a_lone_small_one_is_not() -> None:
+    """No second candidate confirms the offset, but a 60 m ghost copies its parent's range profile."""
+    db = _tile()
+    _rect(db, 395, 405, 300, 360, SEA_DB + 50)  # a 60 m hull lying across range
+    _rect(db, 221, 239, 300, 360, SEA_DB + 20)  # its ghost 170 m up, smeared in azimuth
+    cands = [(230.0, 330.0), (600.0, 100.0)]
+    flags, offsets = ghost_flags(db, cands, SEA_DB, half_sizes=[30.0, 3.0])
+    assert flags == [True, False] and offsets == []
+    # The same candidate reported as a small box (a lifeboat) is never rejected alone.
+    assert ghost_flags(db, cands, SEA_DB, half_sizes=[4.0, 3.0])[0] == [False, False]
+
+
+def test_a_smaller_boat_in_line_with_a_ship_is_not_its_ghost() -> None:
+    """A 20 m boat 100 m astern of a 100 m ship heading along azimuth: same columns, far less
+    energy, a correlated range profile - but shorter in azimuth than the ship, which a ghost is not."""
+    db = _tile()
+    _rect(db, 300, 400, 300, 310, SEA_DB + 50)
+    _rect(db, 500, 520, 301, 309, SEA_DB + 28)
+    (p,), _ = parents(db, (510.0, 305.0), SEA_DB, half_px=12)
+    assert p.energy_ratio_db >= 15.0 and p.corr >= 0.8  # everything but the azimuth extent says ghost
+    assert p.spread_ratio < 0.8
+    flags, _ = ghost_flags(db, [(510.0, 305.0)], SEA_DB, half_sizes=[12.0])
+    assert flags == [False]
+
+
+def test_a_boat_brighter_than_a_ghost_can_be_is_kept_at_the_confirmed_offset() -> None:
+    """Two ghosts confirm a 170 m offset; a boat sits 170 m from a bright point in its columns.
+    The point is ~20 dB brighter at the peak and spans the same columns, but holds less than 15 dB
+    more energy than the boat - a ghost carries at most the AASR of its parent's energy (and
+    defocus spreads it, it does not add to it) - so the boat stays."""
+    db = _tile()
+    _ship_and_ghosts(db, 400, 300, 312, offset=170)
+    db[430, 598:603] = SEA_DB + 44.0  # a bright, short structure (one row, the boat's columns)
+    _rect(db, 596, 605, 598, 603, SEA_DB + 24)  # a 9 m x 5 m boat, 170 m from it
+    cands = [(230.0, 306.0), (570.0, 306.0), (600.0, 600.0)]
+    flags, offsets = ghost_flags(db, cands, SEA_DB)
+    assert flags == [True, True, False] and abs(offsets[0] - 170) <= 3
+    (p,), _ = parents(db, (600.0, 600.0), SEA_DB)
+    assert abs(p.offset_m + 170) <= 3 and p.energy_ratio_db < 15.0
 
 
 def test_near_neighbours_never_count_as_parents() -> None:

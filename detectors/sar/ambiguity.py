@@ -17,13 +17,23 @@ higher-order copies do not, and a test that trusts one number fails silently whe
    row in a 3-pixel column band through it. Rows at least :data:`MIN_SEPARATION_M` away that
    are local maxima, :data:`MIN_RATIO_DB` brighter than the candidate and
    :data:`PARENT_MIN_CONTRAST_DB` over the tile median are possible parents; each gives an
-   offset (metres along azimuth).
+   offset (metres along azimuth). Summed along azimuth column by column, defocus leaves a
+   ghost's energy unchanged: the parent's column-energy profile must hold
+   :data:`MIN_ENERGY_RATIO_DB` more energy than the candidate's (the AASR), else the candidate
+   is brighter than a ghost of that parent can be.
 2. An offset is *confirmed* when at least two different candidates have a possible parent at
-   that offset (within :data:`OFFSET_TOL_M`): the two ghosts either side of one ship, or the
-   ghosts of two ships. Only the best-supported offset of a tile is kept (one collect, one
-   displacement). A real boat that happens to share its range columns with a bright ship is
-   kept, because the distance between them is arbitrary and does not repeat.
-3. Candidates with a possible parent at a confirmed offset are ghosts.
+   that offset (within :data:`OFFSET_TOL_M`) spanning the same columns: the two ghosts either
+   side of one ship, or the ghosts of two ships. Only the best-supported offset of a tile is
+   kept (one collect, one displacement). A real boat that happens to share its range columns
+   with a bright ship is kept, because the distance between them is arbitrary and does not
+   repeat. The detector passes its sub-threshold heatmap peaks as candidates too: a faint ghost
+   it will not report still confirms the offset of a brighter one.
+3. Candidates with a possible parent at a confirmed offset are ghosts - and so is a lone
+   ship-sized candidate (box >= :data:`SINGLE_MIN_LENGTH_M`) whose column-energy profile
+   copies its parent's (correlation >= :data:`SINGLE_MIN_CORR`) and which is at least as
+   extended along azimuth (:data:`SINGLE_MIN_SPREAD`; a smaller boat in line with a ship is
+   shorter than it, a defocused ghost is not). A small candidate alone is never rejected: a
+   lifeboat in a ship's columns looks like a ghost of one of its bright points.
 
 All work is on the detector's 1 m working grid (rows = azimuth, as in every Capella GEO/SLC
 product; a product with azimuth along columns must be transposed by its reader).
@@ -32,7 +42,9 @@ product; a product with azimuth along columns must be transposed by its reader).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,6 +67,23 @@ MIN_SUPPORT = 2
 SPAN_DROP_DB = 6.0
 #: Ghost and parent column spans must overlap by at least this fraction of their union.
 SPAN_IOU = 0.5
+#: A ghost carries the parent's energy times the AASR (<= -18 dB for a spaceborne SAR). Summed
+#: along azimuth, column by column, defocus does not change it: the parent's column-energy
+#: profile must hold at least this much more energy than the candidate's. This keeps a real
+#: boat that sits where a bright point's ghost would fall but is brighter than that ghost can be.
+MIN_ENERGY_RATIO_DB = 15.0
+#: A single candidate (no second one at the same offset) is a ghost only when it copies a large
+#: parent: its box is at least this long (a ship's ghost; a lifeboat is never rejected alone) ...
+SINGLE_MIN_LENGTH_M = 20.0
+#: ... its column-energy profile correlates with the parent's at least this well (a ghost is
+#: its parent smeared along azimuth only, so summed over azimuth the two profiles are the same
+#: up to the AASR) ...
+SINGLE_MIN_CORR = 0.8
+#: ... and it is at least this fraction as extended along azimuth as the parent (defocus only
+#: lengthens a ghost; a smaller boat in line with a big ship is shorter than it).
+SINGLE_MIN_SPREAD = 0.8
+#: Half-size of the profile windows (working pixels): at least this, or the candidate's box.
+PROFILE_HALF_PX = 8
 
 
 def _col_span(db: np.ndarray, r: int, c: int, drop_db: float, max_half: int = 200) -> tuple[int, int]:
@@ -73,22 +102,70 @@ def _col_span(db: np.ndarray, r: int, c: int, drop_db: float, max_half: int = 20
     return lo + off, hi + off
 
 
-def _same_columns(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    """A ghost covers the same range columns as its parent: spans overlap by half their union."""
+def _span_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """Overlap of two column spans over their union (0 when disjoint)."""
     inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
     union = max(a[1], b[1]) - min(a[0], b[0]) + 1
-    return inter > 0 and inter >= SPAN_IOU * union
+    return max(0.0, inter / union)
 
 
-def parent_offsets(db: np.ndarray, rc: tuple[float, float], median_db: float, spacing_m: float = 1.0
-                   ) -> tuple[list[float], float]:
-    """Offsets (metres, signed, along rows) of the possible parents of one candidate, and its peak dB.
+def _same_columns(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """A ghost covers the same range columns as its parent: spans overlap by half their union."""
+    return _span_iou(a, b) >= SPAN_IOU
 
-    A possible parent is a run of rows in the candidate's column band that is bright enough
-    (:data:`MIN_RATIO_DB`, :data:`PARENT_MIN_CONTRAST_DB`), far enough (:data:`MIN_SEPARATION_M`)
-    and spans the same range columns as the candidate (a ghost is a copy of its parent, smeared
-    along azimuth only); the offset is from the candidate's brightest pixel to the run's.
-    """
+
+def _column_energy(power: np.ndarray, r: int, half_rows: int, cols: tuple[int, int], sea: float) -> np.ndarray:
+    """Power above the sea level summed over rows r +- half_rows, per column of ``cols`` (inclusive);
+    rows outside the tile count as sea."""
+    h = power.shape[0]
+    win = power[max(0, r - half_rows): min(h, r + half_rows + 1), cols[0]: cols[1] + 1]
+    return (win - sea).sum(axis=0) if win.size else np.zeros(cols[1] - cols[0] + 1)
+
+
+def _row_spread(power: np.ndarray, r: int, half_rows: int, sea: float) -> float:
+    """Energy-weighted standard deviation (rows) of the power above the sea around row r."""
+    h = power.shape[0]
+    a = max(0, r - half_rows)
+    e = np.clip((power[a: min(h, r + half_rows + 1)] - sea).sum(axis=1), 0.0, None)
+    if e.sum() <= 0:
+        return 0.0
+    y = np.arange(a, a + e.size, dtype=np.float64)
+    mu = float((e * y).sum() / e.sum())
+    return float(np.sqrt((e * (y - mu) ** 2).sum() / e.sum()))
+
+
+def sea_level(db: np.ndarray, median_db: float, linear: np.ndarray | None = None) -> float:
+    """Mean linear power of the sea: the mean of valid pixels no brighter than the median + 10 dB
+    (bright targets left out; for speckled sea the mean, not the median, is what sums add up).
+    A regular subsample of large tiles is as good and much cheaper."""
+    step = max(1, int(db.size // 262_144))
+    d = db.reshape(-1)[::step]
+    sel = (d > median_db - 60.0) & (d <= median_db + 10.0)
+    if not sel.any():
+        return float(10.0 ** (median_db / 10.0))
+    lin = (10.0 ** (d[sel].astype(np.float64) / 10.0)) if linear is None else linear.reshape(-1)[::step][sel]
+    return float(np.mean(lin, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A possible parent of a candidate (see :func:`parents`)."""
+
+    offset_m: float  #: signed offset along rows, candidate peak -> parent peak
+    span_iou: float  #: IoU of the two peak column spans (:func:`_col_span`)
+    length_m: float  #: the candidate's box length (2 x half_px x spacing)
+    energy_ratio_db: float  #: parent / candidate column energy (inf when the candidate has none)
+    corr: float  #: correlation of the two column-energy profiles
+    spread_ratio: float  #: candidate / parent azimuth spread (energy-weighted row std)
+
+
+def parents(db: np.ndarray, rc: tuple[float, float], median_db: float, spacing_m: float = 1.0,
+            half_px: int = PROFILE_HALF_PX, sea: float | None = None, linear: np.ndarray | None = None
+            ) -> tuple[list[Parent], float]:
+    """The possible parents of one candidate with what the tests of :func:`ghost_flags` need, and
+    the candidate's peak dB. ``half_px``: half-size of the profile windows (the candidate's box);
+    ``sea``: :func:`sea_level` of the tile and ``linear``: the tile as linear power (both
+    computed from ``db`` when not given; a caller with many candidates passes them once)."""
     h, w = db.shape
     r, c = int(min(max(round(rc[0]), 0), h - 1)), int(min(max(round(rc[1]), 0), w - 1))
     r0, r1, c0, c1 = max(0, r - 2), min(h, r + 3), max(0, c - 2), min(w, c + 3)
@@ -104,25 +181,74 @@ def parent_offsets(db: np.ndarray, rc: tuple[float, float], median_db: float, sp
     ok = (np.abs(rows - pr) * spacing_m >= MIN_SEPARATION_M) & (band >= need)
     if not ok.any():
         return [], peak
+    sea = sea_level(db, median_db) if sea is None else sea
     mine = _col_span(db, pr, pc, SPAN_DROP_DB)
-    out: list[float] = []
+    half = max(PROFILE_HALF_PX, int(half_px))
+    cols = (max(0, pc - half), min(w - 1, pc + half))
+    band_db = db[:, cols[0]: cols[1] + 1]
+    power = (10.0 ** (band_db.astype(np.float64) / 10.0) if linear is None
+             else linear[:, cols[0]: cols[1] + 1].astype(np.float64))
+    prof_c = _column_energy(power, pr, half, (0, cols[1] - cols[0]), sea)
+    e_c = float(prof_c.sum())
+    spread_c = _row_spread(power, pr, half + 8, sea)
+    out: list[Parent] = []
     edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
     for a, b in zip(edges[0::2], edges[1::2]):  # runs [a, b) of bright rows: one parent each
         j = a + int(np.argmax(band[a:b]))
         jc = b0 + int(np.argmax(sub[j]))
-        if _same_columns(mine, _col_span(db, j, jc, SPAN_DROP_DB)):
-            out.append(float((j - pr) * spacing_m))
+        iou = _span_iou(mine, _col_span(db, j, jc, SPAN_DROP_DB))
+        prof_p = _column_energy(power, j, half, (0, cols[1] - cols[0]), sea)
+        e_p = float(prof_p.sum())
+        ratio = np.inf if e_c <= 0 else (10.0 * np.log10(e_p / e_c) if e_p > 0 else -np.inf)
+        corr = float(np.corrcoef(prof_c, prof_p)[0, 1]) if prof_c.std() > 0 and prof_p.std() > 0 else 0.0
+        spread_p = _row_spread(power, j, half + 8, sea)
+        out.append(Parent(offset_m=float((j - pr) * spacing_m), span_iou=float(iou),
+                          length_m=float(2 * half_px * spacing_m), energy_ratio_db=float(ratio), corr=corr,
+                          spread_ratio=float(spread_c / spread_p) if spread_p > 0 else 0.0))
     return out, peak
 
 
+def parent_offsets(db: np.ndarray, rc: tuple[float, float], median_db: float, spacing_m: float = 1.0
+                   ) -> tuple[list[float], float]:
+    """Offsets (metres, signed, along rows) of the possible parents of one candidate, and its peak dB.
+
+    A possible parent is a run of rows in the candidate's column band that is bright enough
+    (:data:`MIN_RATIO_DB`, :data:`PARENT_MIN_CONTRAST_DB`), far enough (:data:`MIN_SEPARATION_M`),
+    spans the same range columns as the candidate (a ghost is a copy of its parent, smeared
+    along azimuth only) and holds :data:`MIN_ENERGY_RATIO_DB` more energy; the offset is from
+    the candidate's brightest pixel to the run's.
+    """
+    found, peak = parents(db, rc, median_db, spacing_m)
+    return [p.offset_m for p in found if _offset_evidence(p)], peak
+
+
+def _offset_evidence(p: Parent) -> bool:
+    """A parent that can confirm an offset shared with another candidate (step 2)."""
+    return p.span_iou >= SPAN_IOU and p.energy_ratio_db >= MIN_ENERGY_RATIO_DB
+
+
+def _single_copy(p: Parent) -> bool:
+    """A lone candidate that copies a large parent's range extent (module doc, step 2b)."""
+    return (p.energy_ratio_db >= MIN_ENERGY_RATIO_DB and p.length_m >= SINGLE_MIN_LENGTH_M
+            and p.corr >= SINGLE_MIN_CORR and p.spread_ratio >= SINGLE_MIN_SPREAD)
+
+
 def ghost_flags(db: np.ndarray, candidates: Sequence[tuple[float, float]], median_db: float,
-                spacing_m: float = 1.0) -> tuple[list[bool], list[float]]:
+                spacing_m: float = 1.0, half_sizes: Sequence[float] | None = None,
+                linear: np.ndarray | None = None) -> tuple[list[bool], list[float]]:
     """Which candidates are azimuth ghosts, and the confirmed offsets (metres; see the module doc).
 
     ``db``: the tile in dB (invalid pixels very low), rows along azimuth; ``candidates``:
-    (row, col) in ``db`` pixels of ``spacing_m`` metres.
+    (row, col) in ``db`` pixels of ``spacing_m`` metres; ``half_sizes``: half the longer side of
+    each candidate's box in those pixels (sets its profile window; default
+    :data:`PROFILE_HALF_PX`); ``linear``: the same tile as linear power, if the caller has it.
     """
-    offs = [parent_offsets(db, rc, median_db, spacing_m)[0] for rc in candidates]
+    if not candidates:
+        return [], []
+    sea = sea_level(db, median_db, linear)
+    halves = [PROFILE_HALF_PX] * len(candidates) if half_sizes is None else [int(math.ceil(x)) for x in half_sizes]
+    found = [parents(db, rc, median_db, spacing_m, hp, sea, linear)[0] for rc, hp in zip(candidates, halves)]
+    offs = [[p.offset_m for p in lst if _offset_evidence(p)] for lst in found]
     # One collect has one ambiguity displacement (the first order; higher orders are far
     # fainter): keep the best-supported offset only, so two coincidences cannot add a second.
     best: tuple[int, float] | None = None
@@ -132,7 +258,8 @@ def ghost_flags(db: np.ndarray, candidates: Sequence[tuple[float, float]], media
             near = [abs(o) for lst in offs for o in lst if abs(abs(o) - m) <= OFFSET_TOL_M]
             best = (support, float(np.median(near)))
     confirmed = [] if best is None else [best[1]]
-    flags = [any(abs(abs(o) - c) <= OFFSET_TOL_M for o in lst for c in confirmed) for lst in offs]
+    flags = [any(abs(abs(o) - c) <= OFFSET_TOL_M for o in lst for c in confirmed) or any(map(_single_copy, ps))
+             for lst, ps in zip(offs, found)]
     if confirmed:
         log.debug("azimuth ambiguity offsets %s m: %d ghost(s)", [round(c, 1) for c in confirmed], sum(flags))
     return flags, confirmed

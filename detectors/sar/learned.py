@@ -120,9 +120,14 @@ PYRAMID = (2, 4)
 #: A coarse-grid detection is added only when its box is at least this long (metres) and no
 #: finer detection lies on it: small boats belong to the 1 m grid.
 PYRAMID_MIN_LENGTH_M = 60.0
+#: Heatmap peaks down to this score are decoded as *evidence* for the azimuth-ghost test (a faint
+#: ghost that is never reported still confirms the displacement its brighter sibling shows) and
+#: then dropped; only peaks at or above the score threshold are reported. The training script
+#: chooses the threshold on detections gathered this way (its sweep decodes everything >= 0.05).
+GHOST_EVIDENCE_FLOOR = 0.1
 #: Bump when decoding/post-processing changes detections for the same weights (2: azimuth ghosts
-#: and the coarse-grid pyramid).
-POSTPROCESS_REVISION = 2
+#: and the coarse-grid pyramid; 3: ghost evidence below the threshold, lone ship-sized ghosts).
+POSTPROCESS_REVISION = 3
 NMS_IOU = 0.3
 MAX_PEAKS = 200
 _MIN_SPACING_M, _MAX_SPACING_M = 0.05, 20.0
@@ -363,6 +368,13 @@ def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float,
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
+def _pos(x: float) -> float:
+    """A reported position, rounded to 1/1000 pixel: the blob centroid's float32 sums can differ
+    in the last bits between processes and thread counts, and a resumed scan must reproduce the
+    alerts (and their ids) of an uninterrupted one; a millipixel is far below any accuracy claim."""
+    return round(float(x), 3)
+
+
 def decode_peaks(heat: torch.Tensor, reg: torch.Tensor, threshold: float,
                  valid_w: np.ndarray | None = None) -> list[tuple[float, float, float, float, float]]:
     """One image's heads -> [(score, row, col, h, w)] in working pixels, after box NMS.
@@ -578,17 +590,23 @@ class _SarLearnedBase:
             heat = acc / self.tta
         return heat, reg
 
-    def _decode(self, heat: torch.Tensor, reg: torch.Tensor, vw: torch.Tensor) -> list[tuple[float, ...]]:
+    def _decode(self, heat: torch.Tensor, reg: torch.Tensor, vw: torch.Tensor,
+                threshold: float | None = None) -> list[tuple[float, ...]]:
         hw, ww = vw.shape
         heat = heat[:, : (hw + STRIDE - 1) // STRIDE, : (ww + STRIDE - 1) // STRIDE]
         reg = reg[:, : heat.shape[1], : heat.shape[2]]
-        return decode_peaks(heat, reg, self.score_threshold, vw.cpu().numpy())
+        return decode_peaks(heat, reg, self.score_threshold if threshold is None else threshold, vw.cpu().numpy())
 
     def _postprocess(self, heat: torch.Tensor, reg: torch.Tensor, power: torch.Tensor, vw: torch.Tensor,
                      shape: tuple[int, int], spacing: tuple[float, float],
                      coarse: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = ()) -> list[Detection]:
         hw, ww = power.shape
-        peaks = self._decode(heat, reg, vw)
+        # Reported peaks first (their processing is independent of the evidence peaks), then the
+        # sub-threshold evidence peaks for the ghost test (GHOST_EVIDENCE_FLOOR).
+        floor = min(GHOST_EVIDENCE_FLOOR, self.score_threshold) if self.reject_ambiguities else self.score_threshold
+        decoded = self._decode(heat, reg, vw, floor)
+        peaks = [p for p in decoded if p[0] >= self.score_threshold]
+        evidence = [p for p in decoded if p[0] < self.score_threshold]
         for f, h_c, r_c, v_c in coarse:  # large ships seen on coarser grids (PYRAMID)
             for score, row, col, bh, bw in self._decode(h_c, r_c, v_c):
                 row, col, bh, bw = (row + 0.5) * f - 0.5, (col + 0.5) * f - 0.5, bh * f, bw * f
@@ -600,6 +618,7 @@ class _SarLearnedBase:
                 peaks.append((score, row, col, bh, bw))
         if not peaks:
             return []
+        peaks = peaks + evidence
         fr, fc = shape[0] / hw, shape[1] / ww  # input pixels per working pixel
         db_all = None
         vnp = vw.cpu().numpy()
@@ -610,6 +629,7 @@ class _SarLearnedBase:
         db_all[~vnp] = -100.0
         out: list[Detection] = []
         work_rc: list[tuple[float, float]] = []  # each detection's centre on the working grid
+        work_half: list[float] = []  # ... and half its box's longer side (working px)
         taken: list[tuple[set[tuple[int, int]], float]] = []  # accepted blobs (pixels) and box areas
         for score, row, col, bh, bw in peaks:
             # The blob is looked for in a window twice the predicted box (so a hull whose peak
@@ -649,8 +669,9 @@ class _SarLearnedBase:
             kind = "lifeboat" if length_m <= LIFEBOAT_MAX_LENGTH_M else "vessel"
             ri, ci = int(min(max(round(row), 0), hw - 1)), int(min(max(round(col), 0), ww - 1))
             work_rc.append((row, col))
+            work_half.append(0.5 * max(bh, bw))
             out.append(Detection(
-                row=float((row + 0.5) * fr - 0.5), col=float((col + 0.5) * fc - 0.5), score=float(score),
+                row=_pos((row + 0.5) * fr - 0.5), col=_pos((col + 0.5) * fc - 0.5), score=float(score),
                 kind=kind, detector=self.name, length_m=round(length_m, 2), width_m=round(width_m, 2),
                 heading_deg=round(float(heading), 1),
                 attrs={"box_rows_px": round(float(bh * fr), 2), "box_cols_px": round(float(bw * fc), 2),
@@ -659,11 +680,12 @@ class _SarLearnedBase:
                        "model_version": self.version},
             ))
         if self.reject_ambiguities and len(out) >= 2:
-            flags, offsets = ghost_flags(db_all, work_rc, median_db, WORKING_SPACING_M)
+            flags, offsets = ghost_flags(db_all, work_rc, median_db, WORKING_SPACING_M, work_half,
+                                         np.where(vnp, pw_np, 0.0))
             if any(flags):
                 log.debug("%s: %d azimuth ghost(s) dropped (offsets %s m)", self.name, sum(flags), offsets)
                 out = [d for d, g in zip(out, flags) if not g]
-        return out
+        return [d for d in out if d.score >= self.score_threshold]
 
     @torch.no_grad()
     def detect_batch(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
