@@ -51,7 +51,8 @@ def test_train_then_revalidate(tmp_path: Path) -> None:
     out, res = tmp_path / "w", tmp_path / "train.json"
     rc = train_sar.main(["--seed", "1", "--scenes", "2", "--iters", "3", "--crop", "64", "--batch-synth", "1",
                          "--batch-ssdd", "1", "--val-scenes", "1", "--threads", "1", "--tta", "auto",
-                         "--widths", "8,8,16,16", "--fpn", "8", "--version", "0.0.1", "--ssdd", str(ssdd),
+                         "--widths", "8,8,16,16", "--fpn", "8", "--version", "0.0.1", "--bright-aug", "0.5",
+                         "--ssdd", str(ssdd),
                          "--out", str(out), "--results", str(res)])
     assert rc == 0
     pt, onnx = out / "sar_centernet.pt", out / "sar_centernet.onnx"
@@ -81,3 +82,23 @@ def test_missing_dataset_is_a_clear_failure(tmp_path: Path, caplog: pytest.LogCa
     rc = train_sar.main(["--ssdd", str(tmp_path / "nowhere"), "--out", str(tmp_path / "w"),
                          "--results", str(tmp_path / "t.json")])
     assert rc == 2 and "SSDD not found" in caplog.text
+
+
+def test_brighten_raises_small_objects_only_and_keeps_the_channel_scales() -> None:
+    """The bright-boat augmentation: pixels of a small object rise by the same dB on both
+    channels (ch1 in its own units), a large object and the sea are left alone, values stay clamped."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((2, 96, 96), np.float32)
+    x[0] = rng.normal(0.0, 0.15, (96, 96))
+    x[0, 20:24, 20:28] += 1.2  # a small boat, 12 dB over the median
+    x[0, 60:70, 5:90] += 1.5  # an 85 px hull
+    x[1] = np.clip(2.5 * x[0], -2.0, 5.0)  # ch1 = 2.5 x ch0 (a MAD-scaled copy), as normalise makes it
+    b = np.array([[21.5, 23.5, 4, 8], [64.5, 47.0, 10, 85]], np.float32)
+    y = train_sar.brighten(x, b, np.random.default_rng(1))
+    d0, d1 = y[0] - x[0], y[1] - x[1]
+    boat = np.s_[20:24, 20:28]
+    assert (d0[boat] >= 0.5).all() and np.allclose(d0[boat], d0[boat].flat[0])  # one gain, >= 5 dB
+    unclamped = y[1][boat] < 5.0
+    assert np.allclose(d1[boat][unclamped], 2.5 * d0[boat][unclamped], rtol=0.05)
+    assert not d0[60:70, 5:90].any() and not d0[40:56].any()  # the hull and the sea are untouched
+    assert y.max() <= 5.0
