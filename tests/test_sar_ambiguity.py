@@ -151,3 +151,17 @@ def test_generated_scene_ghosts_dropped_and_no_ship_lost() -> None:
     assert len(match(after, truth, sp)) == len(match(before, truth, sp))
     kept = {(round(d.row, 3), round(d.col, 3)) for d in after}
     assert kept <= {(round(d.row, 3), round(d.col, 3)) for d in before}
+
+
+def test_an_evidence_only_ghost_confirms_the_offset_of_a_reported_one() -> None:
+    """The detector passes sub-threshold peaks after the reported ones (``n_report``): a faint ghost
+    it will not report still confirms the displacement; evidence that cannot matter is skipped."""
+    db = _tile()
+    _ship_and_ghosts(db, 400, 300, 312, offset=170)
+    flags, offsets = ghost_flags(db, [(230.0, 306.0), (570.0, 306.0)], SEA_DB, n_report=1)
+    assert flags[0] and abs(offsets[0] - 170) <= 3
+    # Alone, the reported ghost is not enough (12 m across: not a lone ship-sized copy) ...
+    assert ghost_flags(db, [(230.0, 306.0)], SEA_DB)[0] == [False]
+    # ... and a reported boat with no possible parent leaves the evidence unexamined.
+    flags, offsets = ghost_flags(db, [(652.0, 601.0), (230.0, 306.0), (570.0, 306.0)], SEA_DB, n_report=1)
+    assert flags == [False, False, False] and offsets == []

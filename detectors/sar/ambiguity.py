@@ -235,19 +235,28 @@ def _single_copy(p: Parent) -> bool:
 
 def ghost_flags(db: np.ndarray, candidates: Sequence[tuple[float, float]], median_db: float,
                 spacing_m: float = 1.0, half_sizes: Sequence[float] | None = None,
-                linear: np.ndarray | None = None) -> tuple[list[bool], list[float]]:
+                linear: np.ndarray | None = None, n_report: int | None = None) -> tuple[list[bool], list[float]]:
     """Which candidates are azimuth ghosts, and the confirmed offsets (metres; see the module doc).
 
     ``db``: the tile in dB (invalid pixels very low), rows along azimuth; ``candidates``:
     (row, col) in ``db`` pixels of ``spacing_m`` metres; ``half_sizes``: half the longer side of
     each candidate's box in those pixels (sets its profile window; default
-    :data:`PROFILE_HALF_PX`); ``linear``: the same tile as linear power, if the caller has it.
+    :data:`PROFILE_HALF_PX`); ``linear``: the same tile as linear power, if the caller has it;
+    ``n_report``: only the first ``n_report`` candidates will be reported, the rest are evidence
+    (step 2) - when none of the first has a possible parent, the rest cannot change their flags
+    and are not examined (flagged False).
     """
     if not candidates:
         return [], []
     sea = sea_level(db, median_db, linear)
     halves = [PROFILE_HALF_PX] * len(candidates) if half_sizes is None else [int(math.ceil(x)) for x in half_sizes]
-    found = [parents(db, rc, median_db, spacing_m, hp, sea, linear)[0] for rc, hp in zip(candidates, halves)]
+    n = len(candidates) if n_report is None else max(0, min(int(n_report), len(candidates)))
+    found = [parents(db, rc, median_db, spacing_m, hp, sea, linear)[0] for rc, hp in zip(candidates[:n], halves[:n])]
+    if any(_offset_evidence(p) for lst in found for p in lst):
+        found += [parents(db, rc, median_db, spacing_m, hp, sea, linear)[0]
+                  for rc, hp in zip(candidates[n:], halves[n:])]
+    else:
+        found += [[] for _ in candidates[n:]]
     offs = [[p.offset_m for p in lst if _offset_evidence(p)] for lst in found]
     # One collect has one ambiguity displacement (the first order; higher orders are far
     # fainter): keep the best-supported offset only, so two coincidences cannot add a second.

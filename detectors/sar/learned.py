@@ -680,8 +680,9 @@ class _SarLearnedBase:
                        "model_version": self.version},
             ))
         if self.reject_ambiguities and len(out) >= 2:
+            n_report = sum(d.score >= self.score_threshold for d in out)  # a prefix: reported first
             flags, offsets = ghost_flags(db_all, work_rc, median_db, WORKING_SPACING_M, work_half,
-                                         np.where(vnp, pw_np, 0.0))
+                                         np.where(vnp, pw_np, 0.0), n_report)
             if any(flags):
                 log.debug("%s: %d azimuth ghost(s) dropped (offsets %s m)", self.name, sum(flags), offsets)
                 out = [d for d, g in zip(out, flags) if not g]
