@@ -22,3 +22,6 @@ timeout "${THROUGHPUT_TIMEOUT:-400}" python3 benchmarks/throughput.py --device c
   --scene-size full --scene-detectors sar-cfar,sar-learned --scene-timeout 240 \
   --out "$OUT/throughput_gpu.json" > "$OUT/gpu_check_throughput.log" 2>&1; echo "throughput rc=$?"
 grep -v "^ \|^{\|^}" "$OUT/gpu_check_throughput.log" | tail -60
+# Where sar-learned's time goes on the GPU (host post-processing vs network), one 4096 tile.
+timeout 120 python3 benchmarks/profile_detector.py --detector sar-learned --device cuda --size 4096 \
+  > "$OUT/gpu_check_profile_sar_learned.txt" 2>&1; head -30 "$OUT/gpu_check_profile_sar_learned.txt"
