@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from detectors import get_detector
-from detectors.sar.fused import fuse
+from detectors.sar.fused import PRECISE_UNCONFIRMED, fuse
 from detectors.types import Detection
 
 SP = (0.5, 0.5)
@@ -79,7 +79,8 @@ def test_precise_operating_point_drops_only_weak_unconfirmed_detections() -> Non
     assert [(d.row, d.score) for d in out] == [(300.0, 0.6), (100.0, 0.31)]
     assert len(fuse(learned, cfar, SP)) == 3  # default: every learned detection stays
     det = get_detector("sar-fused-precise", device="cpu")
-    assert det.unconfirmed_min_score == 0.48 and det.name == "sar-fused-precise"
+    assert det.unconfirmed_min_score == PRECISE_UNCONFIRMED and det.name == "sar-fused-precise"
+    assert det.learned.score_threshold < PRECISE_UNCONFIRMED < 1.0  # stricter than the model, not absurd
 
 
 def test_bad_operating_point_is_a_clear_error() -> None:

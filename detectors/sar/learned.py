@@ -44,11 +44,13 @@ Pipeline (``detect``):
    blob's centroid, and a later peak on a blob already reported is dropped (unless its box is
    under a quarter of the first one's: a small boat against a hull keeps its own detection).
 5. **Azimuth ghosts** (:mod:`detectors.sar.ambiguity`, default on, chosen on the validation
-   split): a detection is dropped when a target >= 15 dB brighter spans the same range columns
-   at an azimuth displacement that at least one other detection in the tile shares - the
-   ambiguity offset of the collect, measured from the tile itself. No local window can show
-   this, so the network cannot learn it; on validation scenes it removed 31 of 34 ghost false
-   alarms and one real lifeboat (that sat on a ghost).
+   split): a detection is dropped when a target >= 15 dB brighter, holding >= 15 dB more
+   energy, spans the same range columns at an azimuth displacement that another candidate in
+   the tile shares - the ambiguity offset of the collect, measured from the tile itself; peaks
+   down to :data:`GHOST_EVIDENCE_FLOOR` count as candidates (a faint ghost confirms the offset
+   of a brighter one) but only those above the threshold are reported. A lone ship-sized
+   detection whose range profile copies a brighter parent's and is as extended in azimuth is
+   a ghost too. No local window can show this, so the network cannot learn it.
 6. **Shape**: length, width and heading come from the second moments of the bright blob
    (pixels >= 6 dB over the tile median and within 12 dB of the blob's peak, connected to
    the peak) around the predicted box: for a uniform rectangle the variance along its axis is
