@@ -318,3 +318,20 @@ def test_pyramid_finds_a_ship_longer_than_the_training_crops() -> None:
     big = [d for d in dets if math.hypot(d.row - 256, d.col - 256) <= 60]
     assert len(big) == 1 and big[0].kind == "vessel" and abs(big[0].length_m - 240) <= 40
     assert det.detect(torch.from_numpy(_sea(512, 512, seed=4)), spacing_m=(1.0, 1.0)) == []
+
+
+@pytest.mark.parametrize("contrast_db", [25.0, 35.0, 45.0])
+def test_a_bright_small_boat_is_still_a_boat(contrast_db: float) -> None:
+    """A lifeboat-sized hull with a radar reflector (or at a bright aspect) is 25-45 dB over calm
+    sea: the shipped weights must report it. Weights that learned "bright and small is never a
+    boat" from the generator's narrow brightness range missed the 45 dB one (the unshipped
+    1.1.0); train_sar --bright-aug is the remedy."""
+    from test_sar_fused import _imaged
+
+    var = np.full((384, 384), 0.01)
+    var[188:193, 184:200] = 0.01 * 10 ** (contrast_db / 10)  # 8 m x 2.5 m at 0.5 m
+    img = _imaged(var, seed=0)
+    got = LearnedSarDetector(device="cpu").detect(torch.from_numpy(img), spacing_m=(0.5, 0.5))
+    near = [d for d in got if abs(d.row - 190) <= 10 and abs(d.col - 192) <= 14]
+    assert near, f"a {contrast_db:.0f} dB boat was not reported"
+    assert near[0].kind == "lifeboat"

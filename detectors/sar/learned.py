@@ -57,10 +57,14 @@ Pipeline (``detect``):
    L^2 / 12. Heading is the hull axis, 0-180 deg clockwise from image up (bow and stern are
    not told apart). ``kind`` is ``lifeboat`` when the length is <= ``LIFEBOAT_MAX_LENGTH_M``.
 
-Weights: ``detectors/weights/sar_centernet.pt`` and ``.onnx``, trained by
-``python -m detectors.training.train_sar --seed 0 --scenes 120 --iters 1100 --crop 160
---batch-synth 6 --batch-ssdd 6 --threads 1 --val-scenes 20 --max-minutes 11`` (the command is also
-in the weights' metadata) and checked against their sha256 (a line in
+Weights (1.2.0): ``detectors/weights/sar_centernet.pt`` and ``.onnx``, trained in three seeded
+steps (each command is also in the weights' metadata, the earlier ones under
+``fine_tuned_from``): ``python -m detectors.training.train_sar --seed 0 --scenes 200 --iters 12000
+--crop 160 --batch-synth 4 --batch-ssdd 8 --threads 1 --val-scenes 20 --max-minutes 75 --out A``;
+``... --init A/sar_centernet.pt --iters 0 --threads 1 --val-scenes 20 --version 1.1.0 --out B``;
+``... --init B/sar_centernet.pt --seed 2 --scenes 400 --iters 5000 --lr 1e-3 --crop 192
+--batch-synth 4 --batch-ssdd 8 --threads 1 --val-scenes 20 --max-minutes 55 --bright-aug 0.3
+--version 1.2.0``; about 55 + 2 + 35 minutes on one CPU thread. Checked against their sha256 (a line in
 ``detectors/weights/SHA256SUMS`` or ``<file>.sha256``) before use; a mismatch raises
 :class:`~detectors.errors.WeightsError`.
 """
