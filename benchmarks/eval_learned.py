@@ -151,7 +151,7 @@ def eval_generated(dets_by: dict[str, Any], seeds: list[int], size: int, spacing
         got.update(combine(got["sar-learned"], got["sar-cfar"], spacing))
         truth = [t for t in s.truth if t["kind"] in ("vessel", "lifeboat")]
         traps = [t for t in s.truth if t["kind"] == "trap"]
-        snr = lifeboat_snr(s.sigma0_from_dn(), s.dn > 0, s.land_mask, truth, spacing)
+        snr = lifeboat_snr(x.numpy(), s.dn > 0, s.land_mask, truth, spacing)
         n_faint += sum(1 for q in snr if q is not None and q < SNR_VISIBLE)
         for m in METHODS:
             pairs = match(got[m], truth, spacing)

@@ -109,11 +109,6 @@ def _span_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
     return max(0.0, inter / union)
 
 
-def _same_columns(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    """A ghost covers the same range columns as its parent: spans overlap by half their union."""
-    return _span_iou(a, b) >= SPAN_IOU
-
-
 def _column_energy(power: np.ndarray, r: int, half_rows: int, cols: tuple[int, int], sea: float) -> np.ndarray:
     """Power above the sea level summed over rows r +- half_rows, per column of ``cols`` (inclusive);
     rows outside the tile count as sea."""
@@ -224,11 +219,11 @@ def parent_offsets(db: np.ndarray, rc: tuple[float, float], median_db: float, sp
 
 def _offset_evidence(p: Parent) -> bool:
     """A parent that can confirm an offset shared with another candidate (step 2)."""
-    return p.span_iou >= SPAN_IOU and p.energy_ratio_db >= MIN_ENERGY_RATIO_DB
+    return p.span_iou >= SPAN_IOU and p.energy_ratio_db >= MIN_ENERGY_RATIO_DB  # same columns, AASR-faint
 
 
 def _single_copy(p: Parent) -> bool:
-    """A lone candidate that copies a large parent's range extent (module doc, step 2b)."""
+    """A lone candidate that copies a large parent (module doc, step 3)."""
     return (p.energy_ratio_db >= MIN_ENERGY_RATIO_DB and p.length_m >= SINGLE_MIN_LENGTH_M
             and p.corr >= SINGLE_MIN_CORR and p.spread_ratio >= SINGLE_MIN_SPREAD)
 
