@@ -2,7 +2,11 @@
 # One prepared run on a lent GPU machine (the `device` tool): the CUDA tests, then the throughput
 # benchmark (detector matrix + the full spotlight GEO from disk to alerts) on CUDA.
 # The GPU image has torch/torchvision/onnxruntime but neither prefect nor rasterio: rasterio (and
-# its pure-Python deps) travel as wheels in .whl/ (see benchmarks/README_gpu.md).
+# its pure-Python deps) travel as wheels in the git-ignored .whl/, made on the host with
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl \
+#     rasterio==1.4.4 affine cligj click-plugins
+# (without them the CUDA streaming tests and the scene-level run are skipped or fail there).
 # Results go to $OUT (device tool) or benchmarks/results/ when run by hand.
 set -uo pipefail
 OUT="${OUT:-benchmarks/results}"
