@@ -608,12 +608,13 @@ class _SarLearnedBase:
             heat = acc / self.tta
         return heat, reg
 
-    def _decode(self, heat: torch.Tensor, reg: torch.Tensor, vw: torch.Tensor,
+    def _decode(self, heat: torch.Tensor, reg: torch.Tensor, vw: torch.Tensor | np.ndarray,
                 threshold: float | None = None) -> list[tuple[float, ...]]:
-        hw, ww = vw.shape
+        vnp = vw if isinstance(vw, np.ndarray) else vw.cpu().numpy()
+        hw, ww = vnp.shape
         heat = heat[:, : (hw + STRIDE - 1) // STRIDE, : (ww + STRIDE - 1) // STRIDE]
         reg = reg[:, : heat.shape[1], : heat.shape[2]]
-        return decode_peaks(heat, reg, self.score_threshold if threshold is None else threshold, vw.cpu().numpy())
+        return decode_peaks(heat, reg, self.score_threshold if threshold is None else threshold, vnp)
 
     def _postprocess(self, heat: torch.Tensor, reg: torch.Tensor, power: torch.Tensor, vw: torch.Tensor,
                      shape: tuple[int, int], spacing: tuple[float, float],
@@ -622,7 +623,8 @@ class _SarLearnedBase:
         # Reported peaks first (their processing is independent of the evidence peaks), then the
         # sub-threshold evidence peaks for the ghost test (GHOST_EVIDENCE_FLOOR).
         floor = min(GHOST_EVIDENCE_FLOOR, self.score_threshold) if self.reject_ambiguities else self.score_threshold
-        decoded = self._decode(heat, reg, vw, floor)
+        vnp = vw.cpu().numpy()  # one device->host copy of the valid mask, used by decoding and shapes
+        decoded = self._decode(heat, reg, vnp, floor)
         peaks = [p for p in decoded if p[0] >= self.score_threshold]
         evidence = [p for p in decoded if p[0] < self.score_threshold]
         for f, h_c, r_c, v_c in coarse:  # large ships seen on coarser grids (PYRAMID)
@@ -638,9 +640,7 @@ class _SarLearnedBase:
             return []
         peaks = peaks + evidence
         fr, fc = shape[0] / hw, shape[1] / ww  # input pixels per working pixel
-        db_all = None
-        vnp = vw.cpu().numpy()
-        pw_np = power.float().cpu().numpy()
+        pw_np = power.float().cpu().numpy()  # zero on invalid pixels (to_working_grid)
         median_db = float(10 * np.log10(max(_median(power, vw, pw_np, vnp), 1e-10)))
         db_all = 10 * np.log10(np.maximum(pw_np, 1e-10))
         db_all[~vnp] = -100.0
@@ -699,7 +699,7 @@ class _SarLearnedBase:
         if self.reject_ambiguities and len(out) >= 2:
             n_report = sum(d.score >= self.score_threshold for d in out)  # a prefix: reported first
             flags, offsets = ghost_flags(db_all, work_rc, median_db, WORKING_SPACING_M, work_half,
-                                         np.where(vnp, pw_np, 0.0), n_report)
+                                         pw_np, n_report)
             if any(flags):
                 log.debug("%s: %d azimuth ghost(s) dropped (offsets %s m)", self.name, sum(flags), offsets)
                 out = [d for d, g in zip(out, flags) if not g]
