@@ -123,8 +123,9 @@ def test_near_neighbours_never_count_as_parents() -> None:
 
 
 def test_generated_scene_ghosts_dropped_and_no_ship_lost() -> None:
-    """Validation seed 911 (0.5 m): its ship ghosts are detected by the network; with the rejection
-    fewer detections lie on ambiguity traps and no detection matched to a real ship disappears."""
+    """Validation seed 911 (0.5 m): a ship ghost there is detected by the network (weights 1.3.0
+    report one; 1.2.0 reported more); with the rejection fewer detections lie on ambiguity traps
+    and no detection matched to a real ship disappears."""
     from detectors.sar.learned import PT_FILE, LearnedSarDetector
     from pipelines.synth.sar import make_sar_scene
 
@@ -146,7 +147,7 @@ def test_generated_scene_ghosts_dropped_and_no_ship_lost() -> None:
     def on_ghost(ds: list) -> int:
         return sum(any(math.hypot(d.row - g["row"], d.col - g["col"]) * sp <= 15 for g in ghosts) for d in ds)
 
-    assert on_ghost(before) >= 2
+    assert on_ghost(before) >= 1
     assert on_ghost(after) < on_ghost(before)
     assert len(match(after, truth, sp)) == len(match(before, truth, sp))
     kept = {(round(d.row, 3), round(d.col, 3)) for d in after}

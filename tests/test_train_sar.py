@@ -5,10 +5,13 @@ chips): it trains, chooses threshold and test-time augmentation on validation da
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from detectors.sar.learned import LearnedSarDetector, LearnedSarOnnxDetector
@@ -16,6 +19,7 @@ from detectors.training import train_sar
 from detectors.training.splits import ssdd_split
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _coco(root: Path, n_train: int = 4, n_val: int = 2) -> None:
@@ -102,3 +106,42 @@ def test_brighten_raises_small_objects_only_and_keeps_the_channel_scales() -> No
     assert np.allclose(d1[boat][unclamped], 2.5 * d0[boat][unclamped], rtol=0.05)
     assert not d0[60:70, 5:90].any() and not d0[40:56].any()  # the hull and the sea are untouched
     assert y.max() <= 5.0
+
+
+def _train_cli(args: list[str]) -> None:
+    """The training command in a fresh process, as users run it: its worker pool forks, which is
+    only safe from a single-threaded parent, and pytest's process has threads (Prefect, onnxruntime)
+    by the time this runs."""
+    r = subprocess.run([sys.executable, "-m", "detectors.training.train_sar", *args], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_parallel_batches_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
+    """``--workers N``: batch i is seeded by (seed, i), so 1 and 2 workers train identical weights;
+    ``--train-minutes`` records the --iters it chose; ``--no-validate`` saves the .pt only; a run cut
+    short by ``--max-minutes`` records where it stopped."""
+    ssdd = tmp_path / "ssdd"
+    _coco(ssdd)
+    common = ["--seed", "3", "--scenes", "2", "--crop", "64", "--batch-synth", "2",
+              "--batch-ssdd", "2", "--threads", "1", "--widths", "8,8,16,16", "--fpn", "8", "--bright-aug", "0.5",
+              "--no-validate", "--ssdd", str(ssdd), "--results", str(tmp_path / "t.json")]
+    states = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        _train_cli(common + ["--iters", "4", "--workers", workers, "--out", str(out)])
+        assert not (out / "sar_centernet.onnx").exists()
+        states.append(LearnedSarDetector(device="cpu", weights=out / "sar_centernet.pt").net.state_dict())
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k
+
+    out = tmp_path / "timed"
+    _train_cli(common + ["--workers", "2", "--amp", "--train-minutes", "0.01", "--out", str(out)])
+    meta = LearnedSarDetector(device="cpu", weights=out / "sar_centernet.pt").metadata
+    assert meta["iterations"] == 100 and "--train-minutes" not in meta["training_command"]
+    assert meta["training_command"].endswith("--iters 100") and meta["trained_on"] == "cpu"
+
+    out = tmp_path / "cut"
+    _train_cli(common + ["--iters", "50", "--max-minutes", "0", "--out", str(out)])
+    meta = LearnedSarDetector(device="cpu", weights=out / "sar_centernet.pt").metadata
+    assert meta["iterations"] == 1 and meta["training_command"].endswith("--stop-after 1")

@@ -37,11 +37,15 @@ summary in ``benchmarks/results/train_sar.json``.
 from __future__ import annotations
 
 import argparse
+import collections
+import copy
 import datetime as dt
 import json
 import logging
 import math
+import multiprocessing as mp
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -200,6 +204,70 @@ def make_batch(synth: list[Sample], ssdd: list[Sample], rng: np.random.Generator
     return tuple(torch.from_numpy(np.stack(a)) for a in (xs, hs, rs, ms))
 
 
+# ------------------------------------------------------------------- parallel batch making
+#: What the batch workers read: set before the pool forks, so the scenes are shared, not copied.
+_WORKER_DATA: dict[str, Any] = {}
+
+
+def _fork_pool(workers: int) -> Any:
+    """A fork pool: the workers share the parent's scenes without copying them. Forking is only
+    safe from a single-threaded process (a lock held by another thread stays locked in the
+    child), which the training command is; warn when that does not hold."""
+    if threading.active_count() > 1:
+        log.warning("forking %d workers from a process with %d threads: may deadlock (run train_sar as "
+                    "its own process)", workers, threading.active_count())
+    return mp.get_context("fork").Pool(workers, initializer=_init_worker)
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+def _batch_job(i: int) -> tuple[np.ndarray, ...]:
+    """Batch ``i`` of a ``--workers`` run: its own generator seeded by (seed, i), so the batches do
+    not depend on how many workers made them or in which order they finished."""
+    d = _WORKER_DATA
+    rng = np.random.default_rng([d["seed"], d["stream"], i])
+    out = make_batch(d["synth"], d["ssdd"], rng, d["n_synth"], d["n_ssdd"], d["crop"], d["alpha"], d["bright"])
+    return tuple(t.numpy() for t in out)
+
+
+class BatchStream:
+    """Batches 0, 1, 2, ... made by a fork pool of ``workers`` processes, at most ``ahead`` in flight
+    (a finished batch waits in memory until it is used)."""
+
+    def __init__(self, workers: int, ahead: int, n: int, stream: int = 0, **data: Any) -> None:
+        _WORKER_DATA.clear()
+        _WORKER_DATA.update(data, stream=stream)
+        self._pool = _fork_pool(workers)
+        self._n, self._next = n, 0
+        self._pending: collections.deque = collections.deque()
+        for _ in range(min(ahead, n)):
+            self._submit()
+
+    def _submit(self) -> None:
+        self._pending.append(self._pool.apply_async(_batch_job, (self._next,)))
+        self._next += 1
+
+    def get(self) -> tuple[torch.Tensor, ...]:
+        arrays = self._pending.popleft().get()
+        if self._next < self._n:
+            self._submit()
+        return tuple(torch.from_numpy(a) for a in arrays)
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+
+def _generate(seeds: list[int], workers: int) -> list[Sample]:
+    """Generated training scenes, in seed order (in a fork pool when ``workers`` > 0)."""
+    if workers <= 0:
+        return [synth_sample(s) for s in seeds]
+    with _fork_pool(workers) as pool:
+        return pool.map(synth_sample, seeds, chunksize=1)
+
+
 # ----------------------------------------------------------------------------- validation
 def _scores_at(det, sigma0: np.ndarray, spacing: float, valid: np.ndarray | None) -> list[Any]:
     v = None if valid is None else torch.from_numpy(valid)
@@ -270,6 +338,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gauss-alpha", type=float, default=GAUSS_ALPHA, help="heatmap sigma = alpha * box side / 6")
     ap.add_argument("--bright-aug", type=float, default=0.0,
                     help="probability that a crop's small objects are brightened by 5-25 dB (see brighten)")
+    ap.add_argument("--device", default="cpu", help="torch device for the training loop (cpu, cuda)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes generating scenes and making batches; 0 = in this process with one random "
+                         "stream (the shipped weights' commands); > 0: batch i seeded by (seed, i)")
+    ap.add_argument("--amp", action="store_true", help="bfloat16 autocast in the network's forward pass")
+    ap.add_argument("--train-minutes", type=float, default=None,
+                    help="instead of --iters: time 30 batches, then set --iters (a multiple of 100) to fill about "
+                         "this many minutes; the weights record the --iters chosen")
+    ap.add_argument("--stop-after", type=int, default=None,
+                    help="stop after this many iterations of the --iters schedule (recorded by --max-minutes "
+                         "when it stops a run early, so the weights' command reproduces them)")
+    ap.add_argument("--no-validate", action="store_true",
+                    help="save the trained .pt only (threshold 0.5 placeholder); choose threshold/tta and export "
+                         "later with --init PT --iters 0, e.g. on another machine")
     ap.add_argument("--ssdd", type=Path, default=SSDD_DIR)
     ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--results", type=Path, default=RESULTS / "train_sar.json", help="training summary (json)")
@@ -287,11 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     ssdd_train = [ssdd_sample(args.ssdd, n, b) for n, i, _h, _w, b in index if ssdd_split(i) == "train"]
     ssdd_val = [(n, b) for n, i, _h, _w, b in index if ssdd_split(i) == "val"]
     log.info("SSDD: %d train chips, %d val chips (holdout never read)", len(ssdd_train), len(ssdd_val))
-    synth: list[Sample] = []
-    for seed in range(args.scenes if args.iters > 0 else 0):
-        synth.append(synth_sample(seed))
-        if (seed + 1) % 50 == 0:
-            log.info("generated %d/%d scenes (%.0f s)", seed + 1, args.scenes, time.time() - t_start)
+    train_now = args.iters > 0 or args.train_minutes is not None
+    synth = _generate(list(range(args.scenes if train_now else 0)), args.workers)
     t_data = time.time() - t_start
     n_ships = sum(len(s.boxes) for s in synth)
     n_boats = sum(k == "lifeboat" for s in synth for k in s.kinds)
@@ -312,6 +391,18 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--widths needs four comma-separated integers")
         net = SarCenterNet(widths=widths, fpn=args.fpn)  # type: ignore[arg-type]
     n_params = sum(p.numel() for p in net.parameters())
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    cmd_argv = list(argv if argv is not None else sys.argv[1:])
+    data = {"seed": args.seed, "synth": synth, "ssdd": ssdd_train, "n_synth": args.batch_synth,
+            "n_ssdd": args.batch_ssdd, "crop": args.crop, "alpha": args.gauss_alpha, "bright": args.bright_aug}
+    if args.train_minutes is not None:
+        args.iters = _calibrate_iters(net, device, data, args)
+        cmd_argv = _replace_option(cmd_argv, "--train-minutes", "--iters", str(args.iters))
+    stream = (BatchStream(args.workers, 4 * args.workers, args.iters, **data)
+              if args.workers > 0 and args.iters > 0 else None)
+    net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     # --iters 0 with --init: no training, only the validation choices and the export again.
     sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.iters, pct_start=0.1)
@@ -321,9 +412,15 @@ def main(argv: list[str] | None = None) -> int:
     run_loss = None
     done = 0
     for it in range(args.iters):
-        x, heat, reg, mask = make_batch(synth, ssdd_train, rng, args.batch_synth, args.batch_ssdd, args.crop,
-                                        args.gauss_alpha, args.bright_aug)
-        hl, rl = net(x)
+        if stream is not None:
+            batch = stream.get()
+        else:
+            batch = make_batch(synth, ssdd_train, rng, args.batch_synth, args.batch_ssdd, args.crop,
+                               args.gauss_alpha, args.bright_aug)
+        x, heat, reg, mask = (t.to(device, non_blocking=True) for t in batch)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+            hl, rl = net(x)
+        hl, rl = hl.float(), rl.float()
         l_heat = focal_loss(hl, heat)
         npos = mask.sum().clamp_min(1.0)
         l_size = (F.l1_loss(rl[:, :2], reg[:, :2], reduction="none") * mask).sum() / npos
@@ -342,11 +439,16 @@ def main(argv: list[str] | None = None) -> int:
             el = time.time() - t0
             log.info("iter %d/%d loss %.3f (heat %.3f size %.3f off %.3f) %.2f s/iter", done, args.iters, run_loss,
                      float(l_heat.detach()), float(l_size.detach()), float(l_off.detach()), el / done)
-        if (time.time() - t0) / 60 > args.max_minutes:
-            log.warning("stopping at iteration %d: --max-minutes %.1f reached", done, args.max_minutes)
+        if args.stop_after is not None and done >= args.stop_after:
             break
+        if (time.time() - t0) / 60 > args.max_minutes and done < args.iters:
+            log.warning("stopping at iteration %d: --max-minutes %.1f reached", done, args.max_minutes)
+            cmd_argv = _replace_option(cmd_argv, "--stop-after", "--stop-after", str(done))
+            break
+    if stream is not None:
+        stream.close()
     t_train = time.time() - t0
-    net.eval()
+    net.to("cpu").eval()
 
     args.out.mkdir(parents=True, exist_ok=True)
     pt = args.out / "sar_centernet.pt"
@@ -355,8 +457,9 @@ def main(argv: list[str] | None = None) -> int:
         "stride": STRIDE, "working_spacing_m": WORKING_SPACING_M, "normalisation": NORMALISATION,
         "training_data": (f"orbitwatch-synth-sar seeds 0-{args.scenes - 1} (0.35-1 m); SSDD train split "
                           f"({len(ssdd_train)} chips: not in the eval_vessels ssdd_holdout, not in val)"),
-        "training_command": "python -m detectors.training.train_sar " + _command_args(argv if argv is not None else sys.argv[1:]),
+        "training_command": "python -m detectors.training.train_sar " + _command_args(cmd_argv),
         "seed": args.seed, "iterations": done, "parameters": n_params, "crop": args.crop,
+        "trained_on": (torch.cuda.get_device_name(device) if device.type == "cuda" else device.type),
         "bright_aug": args.bright_aug,
         "gauss_alpha": args.gauss_alpha,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -371,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
                                    "iterations": init_meta.get("iterations")}
     torch.save({"state_dict": net.state_dict(), "metadata": meta}, pt)
     _write_sum(pt)
+    if args.no_validate:
+        log.info("saved %s after %d iterations in %.0f s (not validated: --no-validate)", pt, done, t_train)
+        return 0
     det = LearnedSarDetector(device="cpu", weights=pt)
     t1 = time.time()
     options = (1, 2, 4) if args.tta == "auto" else (int(args.tta),)
@@ -413,6 +519,59 @@ def main(argv: list[str] | None = None) -> int:
     args.results.write_text(json.dumps(summary, indent=2))
     log.info("done in %.0f s: %s", time.time() - t_start, summary["sha256"])
     return 0
+
+
+def _calibrate_iters(net: SarCenterNet, device: torch.device, data: dict[str, Any], args: argparse.Namespace) -> int:
+    """Iterations that fill ``--train-minutes``: 40 timed steps (after 10 warm-up) of a throwaway copy
+    of the network on batches of a separate random stream, so the real run is unchanged. Only
+    ``workers`` batches are made ahead here, so the timing is not flattered by a full queue (the
+    first GPU run was: 0.046 s/iter measured, 0.07 s/iter in the run)."""
+    warm, timed = 10, 40
+    # The pool forks before this process touches CUDA (its children never do).
+    stream = (BatchStream(args.workers, args.workers, warm + timed, stream=1, **data)
+              if args.workers > 0 else None)
+    probe = copy.deepcopy(net).to(device).train()
+    opt = torch.optim.AdamW(probe.parameters(), lr=args.lr)
+    rng = np.random.default_rng([args.seed, 1])
+    t0 = 0.0
+    for i in range(warm + timed):
+        if i == warm:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.time()
+        batch = stream.get() if stream is not None else make_batch(
+            data["synth"], data["ssdd"], rng, args.batch_synth, args.batch_ssdd, args.crop, args.gauss_alpha,
+            args.bright_aug)
+        x, heat = batch[0].to(device), batch[1].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+            hl, _ = probe(x)
+        loss = focal_loss(hl.float(), heat)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        float(loss.detach())
+    per_iter = (time.time() - t0) / timed
+    if stream is not None:
+        stream.close()
+    iters = max(100, int(args.train_minutes * 60 / per_iter) // 100 * 100)
+    log.info("calibration: %.4f s/iter -> --iters %d for %.1f minutes", per_iter, iters, args.train_minutes)
+    return iters
+
+
+def _replace_option(argv: list[str], old: str, new: str, value: str) -> list[str]:
+    """``argv`` with ``old VALUE`` (or ``old=VALUE``) replaced by ``new value``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == old:
+            skip = True
+            continue
+        if a.startswith(old + "="):
+            continue
+        out.append(a)
+    return out + [new, value]
 
 
 def _command_args(argv: list[str]) -> str:

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Train three SAR CenterNet candidates side by side on one GPU in ~8 minutes (how the 1.3.0
+# candidates were made on a lent H200 through the device tool), without choosing a threshold:
+#   a  the shipped architecture (254 k parameters) from scratch
+#   b  a wider one (934 k parameters, 3.7 MB) from scratch
+#   c  the shipped 1.2.0 weights fine-tuned
+# Then, on any machine with ../shared/datasets/ssdd_train, validate and export one of them:
+#   python -m detectors.training.train_sar --init a.pt --iters 0 --version 1.3.0 --threads 1
+# Data: generated seeds 0..SCENES-1 and SSDD's train split, read from $SSDD (a copy of
+# ssdd_train without its hold-out images, since only 64 MiB travel to the device machine).
+# --train-minutes times 30 batches and records the --iters it chose in the weights' metadata;
+# rerunning that recorded command reproduces the batches exactly (batch i is seeded by (seed, i)),
+# the GPU's float arithmetic only approximately.
+set -u
+OUT=${OUT:-out/gpu_train}
+SSDD=${SSDD:-.ssdd}
+DEVICE=${DEVICE:-cuda}
+MINUTES=${MINUTES:-4.5}
+SCENES=${SCENES:-600}
+WORKERS=${WORKERS:-5}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT" /tmp/gpu_train
+(nvidia-smi --query-gpu=name,memory.total --format=csv; $PY -c 'import torch; print(torch.__version__)') \
+    > "$OUT/env.txt" 2>&1
+common="--device $DEVICE --workers $WORKERS --amp --scenes $SCENES --crop 192 --batch-synth 32 --batch-ssdd 32
+        --bright-aug 0.3 --train-minutes $MINUTES --max-minutes $($PY -c "print($MINUTES * 1.35)")
+        --no-validate --ssdd $SSDD --threads 2"
+train() {  # name, extra arguments
+    local name=$1; shift
+    $PY -m detectors.training.train_sar $common "$@" --out /tmp/gpu_train/$name \
+        --results /tmp/gpu_train/$name.json > "$OUT/$name.log" 2>&1 \
+        && cp /tmp/gpu_train/$name/sar_centernet.pt "$OUT/$name.pt"
+}
+# At most 8 files come back from the device machine: 3 weights, 3 logs, env.txt, SHA256SUMS.
+train a --seed 10 --widths 16,32,48,64 --fpn 24 --lr 3e-3 --version 1.3.0-a &
+train b --seed 11 --widths 24,48,96,128 --fpn 32 --lr 3e-3 --version 1.3.0-b &
+train c --seed 12 --init detectors/weights/sar_centernet.pt --lr 1e-3 --version 1.3.0-c &
+wait
+(cd "$OUT" && sha256sum ./*.pt | sed 's# \./# #' > SHA256SUMS)
+ls -l "$OUT"
+grep -h "calibration\|saved\|Error\|error" "$OUT"/*.log
