@@ -28,6 +28,8 @@ Data:
   lifeboats are also scored by visibility (:func:`lifeboat_snr`: a 5 m box sum against open sea;
   ``lifeboat_recall_visible`` counts those >= :data:`SNR_VISIBLE` sigmas, and how many are fainter)
   - a diagnostic of what is left to gain, not a replacement for the plain lifeboat recall;
+  and by company (``lifeboat_recall_clustered``: lifeboats with another lifeboat within
+  :data:`CLUSTER_M`, as a sinking ship's boats are, against lone ones);
 * SSDD: the hold-out chips (``--ssdd-split holdout``, default) - or the ``val`` chips, for
   choices made on validation data - read as amplitude (intensity = (DN + 0.5)^2). The chips
   carry no spacing: the learned model sees them at its 1 m working spacing (as in training),
@@ -101,6 +103,16 @@ def _fp_causes(dets: list[Any], pairs: list[tuple[int, int]], traps: list[dict[s
 #: sums over open sea (median, 1.4826 MAD). Below this many sigmas a boat is at the limit of any
 #: detector at a useful false-alarm rate (~10^4 independent boxes per 1 km^2 scene).
 SNR_VISIBLE = 4.0
+#: A lifeboat is "clustered" when another lifeboat lies within this many metres of it.
+CLUSTER_M = 40.0
+
+
+def clustered(truth: list[dict[str, Any]], spacing: float) -> list[bool | None]:
+    """For each lifeboat in ``truth``: is another lifeboat within :data:`CLUSTER_M`? (None for vessels)."""
+    boats = [t for t in truth if t["kind"] == "lifeboat"]
+    return [None if t["kind"] != "lifeboat" else
+            any(o is not t and math.hypot(o["row"] - t["row"], o["col"] - t["col"]) * spacing <= CLUSTER_M
+                for o in boats) for t in truth]
 
 
 def lifeboat_snr(sigma0: np.ndarray, valid: np.ndarray, land: np.ndarray, truth: list[dict[str, Any]],
@@ -137,6 +149,7 @@ def eval_generated(dets_by: dict[str, Any], seeds: list[int], size: int, spacing
     agree = {"scenes": 0, "same_count": 0, "max_pos_diff_px": 0.0, "max_score_diff": 0.0}
     visible = {m: [0, 0] for m in METHODS}  # lifeboats with SNR >= SNR_VISIBLE: [found, total]
     n_faint = 0
+    company = {m: {True: [0, 0], False: [0, 0]} for m in METHODS}  # [found, total] by clustered
     for seed in seeds:
         s = make_sar_scene(seed, size, size, spacing)
         valid = s.dn > 0
@@ -153,6 +166,7 @@ def eval_generated(dets_by: dict[str, Any], seeds: list[int], size: int, spacing
         traps = [t for t in s.truth if t["kind"] == "trap"]
         snr = lifeboat_snr(x.numpy(), s.dn > 0, s.land_mask, truth, spacing)
         n_faint += sum(1 for q in snr if q is not None and q < SNR_VISIBLE)
+        near = clustered(truth, spacing)
         for m in METHODS:
             pairs = match(got[m], truth, spacing)
             found = {b for _, b in pairs}
@@ -160,6 +174,10 @@ def eval_generated(dets_by: dict[str, Any], seeds: list[int], size: int, spacing
                 if q is not None and q >= SNR_VISIBLE:
                     visible[m][0] += j in found
                     visible[m][1] += 1
+            for j, c in enumerate(near):
+                if c is not None:
+                    company[m][c][0] += j in found
+                    company[m][c][1] += 1
             rows[m].append((got[m], truth, pairs))
             for k, n in _fp_causes(got[m], pairs, traps, s.land_mask, spacing).items():
                 causes[m][k] = causes[m].get(k, 0) + n
@@ -183,6 +201,9 @@ def eval_generated(dets_by: dict[str, Any], seeds: list[int], size: int, spacing
         r["false_alarm_causes"] = causes[m]
         r["lifeboat_recall_visible"] = {"recall": round(visible[m][0] / max(1, visible[m][1]), 4), "n": visible[m][1],
                                         "snr_min": SNR_VISIBLE, "n_fainter": n_faint}
+        r["lifeboat_recall_clustered"] = {
+            key: {"recall": round(company[m][c][0] / max(1, company[m][c][1]), 4), "n": company[m][c][1]}
+            for key, c in (("within_%gm_of_another" % CLUSTER_M, True), ("alone", False))}
         r["missed"] = missed[m]
         if m in t_det:
             r["seconds_per_scene_detect"] = round(t_det[m] / max(1, len(seeds)), 3)
@@ -292,11 +313,12 @@ def main(argv: list[str] | None = None) -> int:
                 r = res[m]
                 lb = r.get("recall_by_class", {}).get("lifeboat", {}).get("recall")
                 vis = r.get("lifeboat_recall_visible", {}).get("recall")
+                clu = {k: v["recall"] for k, v in r.get("lifeboat_recall_clustered", {}).items()}
                 summary[f"{key}/{m}"] = {"P": r["precision"], "R": r["recall"], "F1": r["f1"], "lifeboat_R": lb,
-                                         "lifeboat_R_snr_ge_4": vis,
+                                         "lifeboat_R_snr_ge_4": vis, "lifeboat_R_by_company": clu,
                                          "kind_acc": r.get("kind_accuracy"), "length_err_m": r.get("length_abs_err_median_m")}
-                log.info("%s %-11s P %.4f R %.4f F1 %.4f lifeboat recall %s (SNR >= %.0f: %s)", key, m,
-                         r["precision"], r["recall"], r["f1"], lb, SNR_VISIBLE, vis)
+                log.info("%s %-11s P %.4f R %.4f F1 %.4f lifeboat recall %s (SNR >= %.0f: %s; %s)", key, m,
+                         r["precision"], r["recall"], r["f1"], lb, SNR_VISIBLE, vis, clu)
     out["summary"] = summary
     text = json.dumps(out, indent=1)
     if args.out:
