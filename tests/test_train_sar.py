@@ -145,3 +145,33 @@ def test_parallel_batches_do_not_depend_on_the_number_of_workers(tmp_path: Path)
     _train_cli(common + ["--iters", "50", "--max-minutes", "0", "--out", str(out)])
     meta = LearnedSarDetector(device="cpu", weights=out / "sar_centernet.pt").metadata
     assert meta["iterations"] == 1 and meta["training_command"].endswith("--stop-after 1")
+
+
+def test_group_focus_centres_crops_on_lifeboats_of_a_group() -> None:
+    """``--group-focus``: lifeboats with another within 40 m are a group; with focus 1 every
+    object-centred generated crop holds one of them near its centre; focus 0 draws as before."""
+    from detectors.training.data_sar import Sample
+
+    boxes = np.array([[50, 50, 5, 2], [50, 80, 5, 2], [200, 200, 6, 2], [260, 120, 40, 8]], np.float32)
+    s = Sample(feats=np.zeros((2, 300, 300), np.float16), boxes=boxes,
+               kinds=["lifeboat", "lifeboat", "lifeboat", "vessel"])
+    assert train_sar.grouped_lifeboats(s).tolist() == [0, 1]
+    crop, draws = 96, 400
+
+    def centred_on_group(group: float) -> float:
+        """Fraction of crops with a group lifeboat within 25 px of the centre (the jitter is 20)."""
+        rng, near = np.random.default_rng(0), 0
+        for _ in range(draws):
+            x, heat, reg, mask = train_sar.make_batch([s], [], rng, 1, 0, crop, group=group)
+            for r, c in np.argwhere(mask[0, 0].numpy() > 0) * 2:  # output stride 2 -> crop px
+                if np.hypot(r - crop / 2, c - crop / 2) <= 25:
+                    near += 1
+                    break
+        return near / draws
+
+    # 45 % of generated crops are object-centred: all of them on the group at focus 1, half at 0
+    # (2 of the 4 objects), plus what random crops catch.
+    assert centred_on_group(1.0) >= centred_on_group(0.0) + 0.15
+    a = train_sar.make_batch([s], [], np.random.default_rng(5), 1, 0, crop)
+    b = train_sar.make_batch([s], [], np.random.default_rng(5), 1, 0, crop, group=0.0)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))

@@ -173,17 +173,36 @@ def focal_loss(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return -(pos_l.sum() + neg_l.sum()) / npos
 
 
+#: Lifeboats with another lifeboat this close (working px = m) form a group (``--cluster-focus``).
+GROUP_M = 40.0
+
+
+def grouped_lifeboats(s: Sample) -> np.ndarray:
+    """Indices of the lifeboats in ``s`` that have another lifeboat within :data:`GROUP_M`."""
+    idx = np.array([i for i, k in enumerate(s.kinds) if k == "lifeboat"], int)
+    if len(idx) < 2:
+        return idx[:0]
+    rc = s.boxes[idx, :2]
+    d = np.hypot(rc[:, None, 0] - rc[None, :, 0], rc[:, None, 1] - rc[None, :, 1])
+    np.fill_diagonal(d, np.inf)
+    return idx[d.min(axis=1) <= GROUP_M]
+
+
 def make_batch(synth: list[Sample], ssdd: list[Sample], rng: np.random.Generator, n_synth: int,
                n_ssdd: int, crop: int = CROP, alpha: float = GAUSS_ALPHA,
-               bright: float = 0.0) -> tuple[torch.Tensor, ...]:
+               bright: float = 0.0, group: float = 0.0) -> tuple[torch.Tensor, ...]:
     """One training batch; ``bright``: probability that a crop's small objects are brightened
-    (:func:`brighten`)."""
+    (:func:`brighten`); ``group``: probability that an object-centred generated crop is centred
+    on a lifeboat of a group (:func:`grouped_lifeboats`) when the scene has one."""
     xs, hs, rs, ms = [], [], [], []
     for k in range(n_synth + n_ssdd):
         if k < n_synth:
             s = synth[int(rng.integers(len(synth)))]
             u = rng.random()
-            if u < 0.45 and len(s.boxes):
+            grouped = grouped_lifeboats(s) if group > 0.0 and u < 0.45 else np.zeros(0, int)
+            if u < 0.45 and len(grouped) and rng.random() < group:
+                cen, jit = tuple(s.boxes[int(grouped[int(rng.integers(len(grouped)))]), :2]), 20.0
+            elif u < 0.45 and len(s.boxes):
                 cen, jit = tuple(s.boxes[int(rng.integers(len(s.boxes))), :2]), 40.0
             elif u < 0.65 and len(s.traps):
                 cen, jit = tuple(s.traps[int(rng.integers(len(s.traps)))]), 20.0
@@ -228,7 +247,8 @@ def _batch_job(i: int) -> tuple[np.ndarray, ...]:
     not depend on how many workers made them or in which order they finished."""
     d = _WORKER_DATA
     rng = np.random.default_rng([d["seed"], d["stream"], i])
-    out = make_batch(d["synth"], d["ssdd"], rng, d["n_synth"], d["n_ssdd"], d["crop"], d["alpha"], d["bright"])
+    out = make_batch(d["synth"], d["ssdd"], rng, d["n_synth"], d["n_ssdd"], d["crop"], d["alpha"], d["bright"],
+                     d["group"])
     return tuple(t.numpy() for t in out)
 
 
@@ -338,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gauss-alpha", type=float, default=GAUSS_ALPHA, help="heatmap sigma = alpha * box side / 6")
     ap.add_argument("--bright-aug", type=float, default=0.0,
                     help="probability that a crop's small objects are brightened by 5-25 dB (see brighten)")
+    ap.add_argument("--group-focus", type=float, default=0.0,
+                    help="probability that an object-centred generated crop is centred on a lifeboat with "
+                         "another lifeboat within 40 m (the net under-scored the second boat of a group)")
     ap.add_argument("--device", default="cpu", help="torch device for the training loop (cpu, cuda)")
     ap.add_argument("--workers", type=int, default=0,
                     help="processes generating scenes and making batches; 0 = in this process with one random "
@@ -396,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True
     cmd_argv = list(argv if argv is not None else sys.argv[1:])
     data = {"seed": args.seed, "synth": synth, "ssdd": ssdd_train, "n_synth": args.batch_synth,
-            "n_ssdd": args.batch_ssdd, "crop": args.crop, "alpha": args.gauss_alpha, "bright": args.bright_aug}
+            "n_ssdd": args.batch_ssdd, "crop": args.crop, "alpha": args.gauss_alpha, "bright": args.bright_aug,
+            "group": args.group_focus}
     if args.train_minutes is not None:
         args.iters = _calibrate_iters(net, device, data, args)
         cmd_argv = _replace_option(cmd_argv, "--train-minutes", "--iters", str(args.iters))
@@ -416,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
             batch = stream.get()
         else:
             batch = make_batch(synth, ssdd_train, rng, args.batch_synth, args.batch_ssdd, args.crop,
-                               args.gauss_alpha, args.bright_aug)
+                               args.gauss_alpha, args.bright_aug, args.group_focus)
         x, heat, reg, mask = (t.to(device, non_blocking=True) for t in batch)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
             hl, rl = net(x)
@@ -460,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         "training_command": "python -m detectors.training.train_sar " + _command_args(cmd_argv),
         "seed": args.seed, "iterations": done, "parameters": n_params, "crop": args.crop,
         "trained_on": (torch.cuda.get_device_name(device) if device.type == "cuda" else device.type),
-        "bright_aug": args.bright_aug,
+        "bright_aug": args.bright_aug, "group_focus": args.group_focus,
         "gauss_alpha": args.gauss_alpha,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "score_threshold": 0.5,
