@@ -173,7 +173,7 @@ def focal_loss(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return -(pos_l.sum() + neg_l.sum()) / npos
 
 
-#: Lifeboats with another lifeboat this close (working px = m) form a group (``--cluster-focus``).
+#: Lifeboats with another lifeboat this close (working px = m) form a group (``--group-focus``).
 GROUP_M = 40.0
 
 
