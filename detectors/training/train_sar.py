@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                          "stream (the shipped weights' commands); > 0: batch i seeded by (seed, i)")
     ap.add_argument("--amp", action="store_true", help="bfloat16 autocast in the network's forward pass")
     ap.add_argument("--train-minutes", type=float, default=None,
-                    help="instead of --iters: time 30 batches, then set --iters (a multiple of 100) to fill about "
+                    help="instead of --iters: time 40 batches, then set --iters (a multiple of 100) to fill about "
                          "this many minutes; the weights record the --iters chosen")
     ap.add_argument("--stop-after", type=int, default=None,
                     help="stop after this many iterations of the --iters schedule (recorded by --max-minutes "
@@ -582,36 +582,30 @@ def _calibrate_iters(net: SarCenterNet, device: torch.device, data: dict[str, An
     return iters
 
 
-def _replace_option(argv: list[str], old: str, new: str, value: str) -> list[str]:
-    """``argv`` with ``old VALUE`` (or ``old=VALUE``) replaced by ``new value``."""
+def _drop_options(argv: list[str], names: set[str]) -> list[str]:
+    """``argv`` without the options in ``names`` (``--name VALUE`` or ``--name=VALUE``)."""
     out, skip = [], False
     for a in argv:
         if skip:
             skip = False
             continue
-        if a == old:
+        if a in names:
             skip = True
             continue
-        if a.startswith(old + "="):
+        if a.split("=", 1)[0] in names and "=" in a:
             continue
         out.append(a)
-    return out + [new, value]
+    return out
+
+
+def _replace_option(argv: list[str], old: str, new: str, value: str) -> list[str]:
+    """``argv`` with ``old VALUE`` (or ``old=VALUE``) replaced by ``new value``."""
+    return _drop_options(argv, {old}) + [new, value]
 
 
 def _command_args(argv: list[str]) -> str:
     """The training arguments, without the output paths (which do not change the weights)."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a in ("--out", "--results"):
-            skip = True
-            continue
-        if a.startswith(("--out=", "--results=")):
-            continue
-        out.append(a)
-    return " ".join(out)
+    return " ".join(_drop_options(argv, {"--out", "--results"}))
 
 
 def _write_sum(path: Path) -> None:
