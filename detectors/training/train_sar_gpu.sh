@@ -1,29 +1,37 @@
 #!/usr/bin/env bash
-# Train three SAR CenterNet candidates side by side on one GPU in ~8 minutes (how the 1.3.0
-# candidates were made on a lent H200 through the device tool), without choosing a threshold:
-#   a  the shipped architecture (254 k parameters) from scratch
-#   b  a wider one (934 k parameters, 3.7 MB) from scratch
-#   c  the shipped 1.2.0 weights fine-tuned
+# Train SAR CenterNet candidates side by side on one GPU (how the 1.3.0 and 1.4.0 candidates were
+# made on a lent H200 through the device tool), without choosing a threshold. ROUND picks the set:
+#   ROUND=1.3.0  three candidates from ~8 minutes, 5 batch workers each:
+#     a  the 1.2.0 architecture (254 k parameters) from scratch
+#     b  a wider one (934 k parameters, 3.7 MB) from scratch
+#     c  the shipped 1.2.0 weights fine-tuned
+#   ROUND=1.4.0  two fine-tunes of the shipped 1.3.0 weights, 7 batch workers each, on all 900
+#     training scenes (1.3.0 saw 600), same budget and learning rate, so the pair tells whether
+#     the group focus or just more training is what helps:
+#     g  --group-focus 0.5: half the object-centred generated crops on a lifeboat with another
+#        lifeboat within 40 m (1.3.0 under-scores the second boat of a group)
+#     h  the control: the same without --group-focus
 # Then, on any machine with ../shared/datasets/ssdd_train, validate and export one of them:
-#   python -m detectors.training.train_sar --init a.pt --iters 0 --version 1.3.0 --threads 1
-# The shipped 1.3.0 came from a run with MINUTES=5.5 (when the calibration still timed a full
+#   python -m detectors.training.train_sar --init g.pt --iters 0 --version 1.4.0 --threads 2
+# The shipped 1.3.0 came from ROUND=1.3.0 with MINUTES=5.5 (when the calibration still timed a full
 # queue of ready batches and promised too many iterations: --max-minutes cut all three runs,
 # which their weights record as --stop-after), then candidate b fine-tuned 2.6 more minutes
 # alone on the GPU (command in detectors/sar/learned.py). Logs and each candidate's validation:
-# benchmarks/results/train_sar_gpu/.
+# benchmarks/results/train_sar_gpu/ (1.4.0's: benchmarks/results/train_sar_gpu_1.4.0/).
 # Data: generated seeds 0..SCENES-1 and SSDD's train split, read from $SSDD (a copy of
 # ssdd_train without its hold-out images, since only 64 MiB travel to the device machine).
 # --train-minutes times 40 batches and records the --iters it chose in the weights' metadata;
 # rerunning that recorded command reproduces the batches exactly (batch i is seeded by (seed, i)),
 # the GPU's float arithmetic only approximately.
 set -u
+PY=${PYTHON:-python3}
 OUT=${OUT:-out/gpu_train}
 SSDD=${SSDD:-.ssdd}
 DEVICE=${DEVICE:-cuda}
-MINUTES=${MINUTES:-4.5}
-SCENES=${SCENES:-600}
-WORKERS=${WORKERS:-5}
-PY=${PYTHON:-python3}
+ROUND=${ROUND:-1.4.0}
+if [ "$ROUND" = 1.3.0 ]; then MINUTES=${MINUTES:-4.5}; SCENES=${SCENES:-600}; WORKERS=${WORKERS:-5}
+    MAX_MINUTES=${MAX_MINUTES:-$($PY -c "print($MINUTES * 1.35)")}
+else MINUTES=${MINUTES:-6.5}; SCENES=${SCENES:-900}; WORKERS=${WORKERS:-7}; MAX_MINUTES=${MAX_MINUTES:-7.0}; fi
 mkdir -p "$OUT" /tmp/gpu_train
 if [ ! -f "$SSDD/instances_train.json" ]; then  # build the copy here, before sending it (carry .ssdd)
     $PY - "$SSDD" <<'PYEOF' || exit 2
@@ -46,7 +54,7 @@ fi
 (nvidia-smi --query-gpu=name,memory.total --format=csv; $PY -c 'import torch; print(torch.__version__)') \
     > "$OUT/env.txt" 2>&1
 common="--device $DEVICE --workers $WORKERS --amp --scenes $SCENES --crop 192 --batch-synth 32 --batch-ssdd 32
-        --bright-aug 0.3 --train-minutes $MINUTES --max-minutes $($PY -c "print($MINUTES * 1.35)")
+        --bright-aug 0.3 --train-minutes $MINUTES --max-minutes $MAX_MINUTES
         --no-validate --ssdd $SSDD --threads 2"
 train() {  # name, extra arguments
     local name=$1; shift
@@ -55,9 +63,14 @@ train() {  # name, extra arguments
         && cp /tmp/gpu_train/$name/sar_centernet.pt "$OUT/$name.pt"
 }
 # At most 8 files come back from the device machine: 3 weights, 3 logs, env.txt, SHA256SUMS.
-train a --seed 10 --widths 16,32,48,64 --fpn 24 --lr 3e-3 --version 1.3.0-a &
-train b --seed 11 --widths 24,48,96,128 --fpn 32 --lr 3e-3 --version 1.3.0-b &
-train c --seed 12 --init detectors/weights/sar_centernet.pt --lr 1e-3 --version 1.3.0-c &
+if [ "$ROUND" = 1.3.0 ]; then
+    train a --seed 10 --widths 16,32,48,64 --fpn 24 --lr 3e-3 --version 1.3.0-a &
+    train b --seed 11 --widths 24,48,96,128 --fpn 32 --lr 3e-3 --version 1.3.0-b &
+    train c --seed 12 --init detectors/weights/sar_centernet.pt --lr 1e-3 --version 1.3.0-c &
+else
+    train g --seed 23 --init detectors/weights/sar_centernet.pt --lr 1e-3 --group-focus 0.5 --version 1.4.0-g &
+    train h --seed 24 --init detectors/weights/sar_centernet.pt --lr 1e-3 --version 1.4.0-h &
+fi
 wait
 (cd "$OUT" && sha256sum ./*.pt | sed 's# \./# #' > SHA256SUMS)
 ls -l "$OUT"
