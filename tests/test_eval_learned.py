@@ -32,3 +32,21 @@ def test_a_small_run_reports_recall_by_company(tmp_path: Path) -> None:
     by = r["lifeboat_recall_clustered"]
     assert set(by) == {"within_40m_of_another", "alone"}
     assert by["within_40m_of_another"]["n"] + by["alone"]["n"] == r["recall_by_class"]["lifeboat"]["n"]
+
+
+def test_group_companion_rule_keeps_only_faint_lifeboats_beside_a_reported_one() -> None:
+    import try_group_companions as tg
+
+    from detectors.types import Detection
+
+    def d(row: float, col: float, score: float, kind: str = "lifeboat") -> Detection:
+        return Detection(row=row, col=col, score=score, kind=kind, detector="t")  # type: ignore[arg-type]
+
+    boat, near, far, faint_near, vessel_near = d(0, 0, 0.8), d(0, 60, 0.25), d(0, 200, 0.25), d(60, 0, 0.1), \
+        d(30, 30, 0.3, "vessel")
+    kept = tg.with_companions([boat, near, far, faint_near, vessel_near], 0.375, 0.2, 80.0)
+    assert kept == [boat, near]
+    # No reported lifeboat, no companions: a reported vessel is no anchor.
+    assert tg.with_companions([d(0, 0, 0.9, "vessel"), near], 0.375, 0.2, 80.0) == [d(0, 0, 0.9, "vessel")]
+    assert tg.score([([boat, near], [{"kind": "lifeboat", "row": 0, "col": 0, "length_m": 6.0}], 0.5)])[
+        "lifeboat_recall"] == 1.0
