@@ -11,6 +11,10 @@
 #     g  --group-focus 0.5: half the object-centred generated crops on a lifeboat with another
 #        lifeboat within 40 m (1.3.0 under-scores the second boat of a group)
 #     h  the control: the same without --group-focus
+# INIT (default: the shipped weights) is what c, g and h fine-tune. To repeat a round, set it to
+# the weights that round started from (sha256 checked against INIT's .sha256 file):
+#   ROUND=1.3.0: 1.2.0, e.g. git show c3f9144:detectors/weights/sar_centernet.pt (and .pt.sha256)
+#   ROUND=1.4.0: 1.3.0, git show 97eaa3c:detectors/weights/sar_centernet.pt (and .pt.sha256)
 # Then, on any machine with ../shared/datasets/ssdd_train, validate and export one of them:
 #   python -m detectors.training.train_sar --init g.pt --iters 0 --version 1.4.0 --threads 2
 # The shipped 1.3.0 came from ROUND=1.3.0 with MINUTES=5.5 (when the calibration still timed a full
@@ -28,6 +32,7 @@ PY=${PYTHON:-python3}
 OUT=${OUT:-out/gpu_train}
 SSDD=${SSDD:-.ssdd}
 DEVICE=${DEVICE:-cuda}
+INIT=${INIT:-detectors/weights/sar_centernet.pt}
 ROUND=${ROUND:-1.4.0}
 if [ "$ROUND" = 1.3.0 ]; then MINUTES=${MINUTES:-4.5}; SCENES=${SCENES:-600}; WORKERS=${WORKERS:-5}
     MAX_MINUTES=${MAX_MINUTES:-$($PY -c "print($MINUTES * 1.35)")}
@@ -66,10 +71,10 @@ train() {  # name, extra arguments
 if [ "$ROUND" = 1.3.0 ]; then
     train a --seed 10 --widths 16,32,48,64 --fpn 24 --lr 3e-3 --version 1.3.0-a &
     train b --seed 11 --widths 24,48,96,128 --fpn 32 --lr 3e-3 --version 1.3.0-b &
-    train c --seed 12 --init detectors/weights/sar_centernet.pt --lr 1e-3 --version 1.3.0-c &
+    train c --seed 12 --init $INIT --lr 1e-3 --version 1.3.0-c &
 else
-    train g --seed 23 --init detectors/weights/sar_centernet.pt --lr 1e-3 --group-focus 0.5 --version 1.4.0-g &
-    train h --seed 24 --init detectors/weights/sar_centernet.pt --lr 1e-3 --version 1.4.0-h &
+    train g --seed 23 --init $INIT --lr 1e-3 --group-focus 0.5 --version 1.4.0-g &
+    train h --seed 24 --init $INIT --lr 1e-3 --version 1.4.0-h &
 fi
 wait
 (cd "$OUT" && sha256sum ./*.pt | sed 's# \./# #' > SHA256SUMS)
