@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eval_vessels import load_coco, match  # noqa: E402
+from eval_vessels import _seeds, load_coco, match  # noqa: E402
 
 from detectors.sar.learned import LearnedSarDetector  # noqa: E402
 from detectors.training.splits import ssdd_split  # noqa: E402
@@ -83,16 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                            "weights_version": det.metadata.get("version"), "threshold": thr,
                            "floor": args.floor, "radius_m": args.radius_m}
 
-    def seeds(text: str) -> list[int]:
-        got: list[int] = []
-        for part in text.split(","):
-            a, _, b = part.partition("-")
-            got += list(range(int(a), int(b or a) + 1))
-        return got
-
     for name, text in (("pick", args.pick_seeds), ("check", args.check_seeds)):
         base, rule = [], []
-        for seed in seeds(text):
+        for seed in _seeds(text):
             s = make_sar_scene(seed, 1024, 1024, 0.5)
             dets = det.detect(torch.from_numpy(s.sigma0_from_dn()), spacing_m=(0.5, 0.5),
                               valid=torch.from_numpy(s.dn > 0))
