@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
+from detectors.training.train_sar import GROUP_M  # noqa: E402
 from eval_vessels import _seeds, load_coco, match, metrics, ssdd_holdout  # noqa: E402
 
 log = logging.getLogger("eval_learned")
@@ -103,8 +104,9 @@ def _fp_causes(dets: list[Any], pairs: list[tuple[int, int]], traps: list[dict[s
 #: sums over open sea (median, 1.4826 MAD). Below this many sigmas a boat is at the limit of any
 #: detector at a useful false-alarm rate (~10^4 independent boxes per 1 km^2 scene).
 SNR_VISIBLE = 4.0
-#: A lifeboat is "clustered" when another lifeboat lies within this many metres of it.
-CLUSTER_M = 40.0
+#: A lifeboat is "clustered" when another lifeboat lies within this many metres of it: the same
+#: grouping ``train_sar --group-focus`` trains on.
+CLUSTER_M = GROUP_M
 
 
 def clustered(truth: list[dict[str, Any]], spacing: float) -> list[bool | None]:

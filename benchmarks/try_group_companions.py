@@ -33,6 +33,7 @@ from eval_vessels import _seeds, load_coco, match  # noqa: E402
 
 from detectors.sar.learned import LearnedSarDetector  # noqa: E402
 from detectors.training.splits import ssdd_split  # noqa: E402
+from detectors.training.train_sar import GROUP_M  # noqa: E402
 
 log = logging.getLogger("try_group_companions")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pick-seeds", default="920-979")
     ap.add_argument("--check-seeds", default="900-919,980-999")
     ap.add_argument("--floor", type=float, default=0.2)
-    ap.add_argument("--radius-m", type=float, default=40.0)
+    ap.add_argument("--radius-m", type=float, default=GROUP_M)
     ap.add_argument("--collect-threshold", type=float, default=0.15)
     ap.add_argument("--ssdd", type=Path, default=None, help="ssdd_train folder: also check SSDD's val chips")
     ap.add_argument("--threads", type=int, default=2)

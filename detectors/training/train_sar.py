@@ -242,14 +242,17 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+def _data_batch(d: dict[str, Any], rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+    """:func:`make_batch` with the run's settings (the ``data`` dict of :func:`main`)."""
+    return make_batch(d["synth"], d["ssdd"], rng, d["n_synth"], d["n_ssdd"], d["crop"], d["alpha"], d["bright"],
+                      d["group"])
+
+
 def _batch_job(i: int) -> tuple[np.ndarray, ...]:
     """Batch ``i`` of a ``--workers`` run: its own generator seeded by (seed, i), so the batches do
     not depend on how many workers made them or in which order they finished."""
     d = _WORKER_DATA
-    rng = np.random.default_rng([d["seed"], d["stream"], i])
-    out = make_batch(d["synth"], d["ssdd"], rng, d["n_synth"], d["n_ssdd"], d["crop"], d["alpha"], d["bright"],
-                     d["group"])
-    return tuple(t.numpy() for t in out)
+    return tuple(t.numpy() for t in _data_batch(d, np.random.default_rng([d["seed"], d["stream"], i])))
 
 
 class BatchStream:
@@ -436,11 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     run_loss = None
     done = 0
     for it in range(args.iters):
-        if stream is not None:
-            batch = stream.get()
-        else:
-            batch = make_batch(synth, ssdd_train, rng, args.batch_synth, args.batch_ssdd, args.crop,
-                               args.gauss_alpha, args.bright_aug, args.group_focus)
+        batch = stream.get() if stream is not None else _data_batch(data, rng)
         x, heat, reg, mask = (t.to(device, non_blocking=True) for t in batch)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
             hl, rl = net(x)
@@ -563,9 +562,7 @@ def _calibrate_iters(net: SarCenterNet, device: torch.device, data: dict[str, An
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             t0 = time.time()
-        batch = stream.get() if stream is not None else make_batch(
-            data["synth"], data["ssdd"], rng, args.batch_synth, args.batch_ssdd, args.crop, args.gauss_alpha,
-            args.bright_aug)
+        batch = stream.get() if stream is not None else _data_batch(data, rng)
         x, heat = batch[0].to(device), batch[1].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
             hl, _ = probe(x)
