@@ -175,3 +175,54 @@ def test_group_focus_centres_crops_on_lifeboats_of_a_group() -> None:
     a = train_sar.make_batch([s], [], np.random.default_rng(5), 1, 0, crop)
     b = train_sar.make_batch([s], [], np.random.default_rng(5), 1, 0, crop, group=0.0)
     assert all(torch.equal(u, v) for u, v in zip(a, b))
+
+
+class _FixedHeat(torch.nn.Module):
+    """A network whose heatmap is given (logits on the stride-2 grid): what ``hard_examples``
+    sees of any CenterNet, without training one."""
+
+    def __init__(self, heat: np.ndarray) -> None:
+        super().__init__()
+        self.heat = torch.nn.Parameter(torch.from_numpy(heat.astype(np.float32)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, w = x.shape[-2] // 2, x.shape[-1] // 2
+        logits = torch.full((x.shape[0], 1, h, w), -6.0)
+        logits[:, 0, : self.heat.shape[0], : self.heat.shape[1]] = self.heat
+        return logits, torch.zeros((x.shape[0], 4, h, w))
+
+
+def test_hard_examples_are_the_misses_and_false_peaks_and_crops_centre_on_them(tmp_path: Path) -> None:
+    """An object whose heatmap stays below the threshold is mined, one the net finds is not; a peak
+    far from every object is a false peak, one on an object is not. ``--hard-focus 1`` centres
+    every generated crop on a mined place; 0 draws exactly as before; the option needs ``--init``."""
+    from detectors.training.data_sar import Sample
+
+    boxes = np.array([[20.5, 20.5, 6, 3], [60.5, 60.5, 5, 2], [100.5, 20.5, 30, 8]], np.float32)
+    s = Sample(feats=np.zeros((2, 160, 160), np.float16), boxes=boxes, kinds=["lifeboat", "lifeboat", "vessel"])
+    logit = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
+    heat = np.full((80, 80), -6.0, np.float32)
+    heat[10, 10] = logit(0.9)    # on object 0: found
+    heat[30, 30] = logit(0.3)    # on object 1: below the threshold, a miss
+    heat[51, 11] = logit(0.7)    # one cell from the vessel's centre cell (50, 10): found
+    heat[50, 13] = logit(0.6)    # a second peak on the vessel's hull, 6 px from its centre: not false
+    heat[70, 70] = logit(0.8)    # open sea: a false peak at (140.5, 140.5)
+    hard = train_sar.hard_examples(_FixedHeat(heat), [s, s], 0.5)
+    got = sorted((int(k), round(float(r), 1), round(float(c), 1)) for k, r, c in hard)
+    assert got == [(0, 60.5, 60.5), (0, 140.5, 140.5), (1, 60.5, 60.5), (1, 140.5, 140.5)]
+
+    crop = 64
+    rng = np.random.default_rng(2)
+    near = 0
+    for _ in range(100):
+        _x, _h, _r, mask = train_sar.make_batch([s], [], rng, 1, 0, crop, hard=hard[:1], hard_p=1.0)
+        cells = np.argwhere(mask[0, 0].numpy() > 0) * 2  # output stride 2 -> crop px
+        near += any(np.hypot(r - crop / 2, c - crop / 2) <= 30 for r, c in cells)
+    assert near == 100  # every crop is centred within the 20 px jitter (per axis) of object 1
+    a = train_sar.make_batch([s], [], np.random.default_rng(5), 1, 0, crop)
+    b = train_sar.make_batch([s], [], np.random.default_rng(5), 1, 0, crop, hard=hard, hard_p=0.0)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    _coco(tmp_path / "ssdd")
+    with pytest.raises(SystemExit):  # argparse's error: nothing to mine without --init
+        train_sar.main(["--hard-focus", "0.5", "--iters", "1", "--scenes", "1", "--ssdd", str(tmp_path / "ssdd"),
+                        "--out", str(tmp_path / "w"), "--results", str(tmp_path / "t.json")])

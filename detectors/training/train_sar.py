@@ -18,6 +18,11 @@ on a ship (70 %) or anywhere. Augmentation: flips, 90-degree rotations, a contra
 (0.8-1.25 on the normalised dB channels - the normalisation removes absolute gain already) and,
 with ``--bright-aug P``, small objects brightened by 5-25 dB in a fraction P of the crops (boats
 with radar reflectors; without it the net learned that bright and small is never a boat).
+Fine-tuning options: ``--group-focus P`` centres object crops on lifeboats of a group;
+``--hard-focus P`` mines the ``--init`` network's errors on the training scenes (objects it
+misses, false peaks: :func:`hard_examples`) and centres a fraction P of the generated crops on
+them. Neither helped the shipped weights on validation (``benchmarks/results/train_sar_gpu_1.4.0``,
+``benchmarks/results/train_sar_cpu_1.5.0``); they stay for the next GPU run to try at scale.
 Heatmap targets: elliptical Gaussians with sigma = ``--gauss-alpha`` (0.54, TTFNet) x box side / 6.
 Loss: CenterNet focal loss on the heatmap + L1 on log box size and centre offset. Adam with a
 cosine schedule, a fixed number of iterations (deterministic); ``torch.set_num_threads``
@@ -188,15 +193,62 @@ def grouped_lifeboats(s: Sample) -> np.ndarray:
     return idx[d.min(axis=1) <= GROUP_M]
 
 
+@torch.no_grad()
+def hard_examples(net: SarCenterNet, samples: list[Sample], threshold: float) -> np.ndarray:
+    """Where the starting network errs on its own training scenes: (K, 3) rows of (scene index,
+    row, col) in working px. An object is *missed* when the heatmap's maximum within one output
+    cell of its centre cell is below ``threshold``; a *false peak* is a 3x3 heatmap maximum at or
+    above ``threshold`` farther than max(6 px, half the box) from every object. ``--hard-focus``
+    centres crops on these (hard-example mining at the scene level: the misses that remain are
+    mostly faint lifeboats and the second boat of a group, too rare in random crops to move the
+    loss)."""
+    from detectors.sar.learned import pad_to_multiple
+
+    was_training, device = net.training, next(net.parameters()).device
+    net.eval()
+    out: list[tuple[float, float, float]] = []
+    n_miss = n_false = 0
+    for k, s in enumerate(samples):
+        x = pad_to_multiple(torch.from_numpy(s.feats.astype(np.float32))[None]).to(device)
+        heat = torch.sigmoid(net(x)[0])[0, 0]
+        pooled = F.max_pool2d(heat[None, None], 3, 1, 1)[0, 0]
+        near = pooled.cpu().numpy()  # each cell: the maximum over it and its 8 neighbours
+        hn, wn = near.shape
+        for row, col, _h, _w in s.boxes:
+            i = int(min(max(math.floor((row - (STRIDE - 1) / 2) / STRIDE), 0), hn - 1))
+            j = int(min(max(math.floor((col - (STRIDE - 1) / 2) / STRIDE), 0), wn - 1))
+            if near[i, j] < threshold:
+                out.append((k, float(row), float(col)))
+                n_miss += 1
+        peaks = torch.nonzero((heat == pooled) & (heat >= threshold)).cpu().numpy()
+        for i, j in peaks:
+            r, c = i * STRIDE + (STRIDE - 1) / 2, j * STRIDE + (STRIDE - 1) / 2
+            if len(s.boxes):
+                d = np.hypot(s.boxes[:, 0] - r, s.boxes[:, 1] - c)
+                if (d <= np.maximum(6.0, 0.5 * s.boxes[:, 2:].max(axis=1))).any():
+                    continue
+            out.append((k, float(r), float(c)))
+            n_false += 1
+    net.train(was_training)
+    log.info("hard examples at threshold %.3f: %d missed objects, %d false peaks in %d scenes",
+             threshold, n_miss, n_false, len(samples))
+    return np.asarray(out, np.float32).reshape(-1, 3)
+
+
 def make_batch(synth: list[Sample], ssdd: list[Sample], rng: np.random.Generator, n_synth: int,
                n_ssdd: int, crop: int = CROP, alpha: float = GAUSS_ALPHA,
-               bright: float = 0.0, group: float = 0.0) -> tuple[torch.Tensor, ...]:
+               bright: float = 0.0, group: float = 0.0, hard: np.ndarray | None = None,
+               hard_p: float = 0.0) -> tuple[torch.Tensor, ...]:
     """One training batch; ``bright``: probability that a crop's small objects are brightened
     (:func:`brighten`); ``group``: probability that an object-centred generated crop is centred
-    on a lifeboat of a group (:func:`grouped_lifeboats`) when the scene has one."""
+    on a lifeboat of a group (:func:`grouped_lifeboats`) when the scene has one; ``hard_p``:
+    probability that a generated crop is centred on one of ``hard`` (:func:`hard_examples`)."""
     xs, hs, rs, ms = [], [], [], []
     for k in range(n_synth + n_ssdd):
-        if k < n_synth:
+        if k < n_synth and hard_p > 0.0 and hard is not None and len(hard) and rng.random() < hard_p:
+            e = hard[int(rng.integers(len(hard)))]
+            s, cen, jit = synth[int(e[0])], (float(e[1]), float(e[2])), 20.0
+        elif k < n_synth:
             s = synth[int(rng.integers(len(synth)))]
             u = rng.random()
             grouped = grouped_lifeboats(s) if group > 0.0 and u < 0.45 else np.zeros(0, int)
@@ -245,7 +297,7 @@ def _init_worker() -> None:
 def _data_batch(d: dict[str, Any], rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
     """:func:`make_batch` with the run's settings (the ``data`` dict of :func:`main`)."""
     return make_batch(d["synth"], d["ssdd"], rng, d["n_synth"], d["n_ssdd"], d["crop"], d["alpha"], d["bright"],
-                      d["group"])
+                      d["group"], d.get("hard"), d.get("hard_p", 0.0))
 
 
 def _batch_job(i: int) -> tuple[np.ndarray, ...]:
@@ -364,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--group-focus", type=float, default=0.0,
                     help="probability that an object-centred generated crop is centred on a lifeboat with "
                          "another lifeboat within 40 m (the net under-scored the second boat of a group)")
+    ap.add_argument("--hard-focus", type=float, default=0.0,
+                    help="probability that a generated crop is centred on a hard example of the --init network "
+                         "(an object it misses or a false peak on the training scenes; hard_examples)")
     ap.add_argument("--device", default="cpu", help="torch device for the training loop (cpu, cuda)")
     ap.add_argument("--workers", type=int, default=0,
                     help="processes generating scenes and making batches; 0 = in this process with one random "
@@ -423,7 +478,11 @@ def main(argv: list[str] | None = None) -> int:
     cmd_argv = list(argv if argv is not None else sys.argv[1:])
     data = {"seed": args.seed, "synth": synth, "ssdd": ssdd_train, "n_synth": args.batch_synth,
             "n_ssdd": args.batch_ssdd, "crop": args.crop, "alpha": args.gauss_alpha, "bright": args.bright_aug,
-            "group": args.group_focus}
+            "group": args.group_focus, "hard": None, "hard_p": args.hard_focus}
+    if args.hard_focus > 0.0 and train_now:
+        if init_meta is None:
+            ap.error("--hard-focus mines the --init network's errors: give --init")
+        data["hard"] = hard_examples(net, synth, float(init_meta.get("score_threshold", 0.5)))
     if args.train_minutes is not None:
         args.iters = _calibrate_iters(net, device, data, args)
         cmd_argv = _replace_option(cmd_argv, "--train-minutes", "--iters", str(args.iters))
@@ -483,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         "training_command": "python -m detectors.training.train_sar " + _command_args(cmd_argv),
         "seed": args.seed, "iterations": done, "parameters": n_params, "crop": args.crop,
         "trained_on": (torch.cuda.get_device_name(device) if device.type == "cuda" else device.type),
-        "bright_aug": args.bright_aug, "group_focus": args.group_focus,
+        "bright_aug": args.bright_aug, "group_focus": args.group_focus, "hard_focus": args.hard_focus,
         "gauss_alpha": args.gauss_alpha,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "score_threshold": 0.5,
