@@ -479,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.hard_focus > 0.0 and train_now:
         if init_meta is None:
             ap.error("--hard-focus mines the --init network's errors: give --init")
+        # On the CPU on purpose: the batch workers fork below, and must fork before CUDA is touched.
         data["hard"] = hard_examples(net, synth, float(init_meta.get("score_threshold", 0.5)))
     if args.train_minutes is not None:
         args.iters = _calibrate_iters(net, device, data, args)
