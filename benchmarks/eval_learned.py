@@ -255,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="learned: test-time augmentation passes (default: as validated with the weights)")
     ap.add_argument("--pyramid", default=None,
                     help="learned: coarse-grid factors for large ships, e.g. 2,4 or none (default: the detector's)")
+    ap.add_argument("--fine-threshold", default=None,
+                    help="learned: fine confirmation pass threshold, or none (default: the detector's)")
     ap.add_argument("--seeds", default="1000-1009")
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--spacing", type=float, default=0.5)
@@ -276,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         opts["weights"] = args.weights
     if args.pyramid is not None:
         opts["pyramid"] = () if args.pyramid == "none" else tuple(int(v) for v in args.pyramid.split(","))
+    if args.fine_threshold is not None:
+        opts["fine_threshold"] = None if args.fine_threshold == "none" else float(args.fine_threshold)
     learned = get_detector("sar-learned", device=args.device, **opts)
     if args.tta is not None:
         learned.tta = args.tta
@@ -284,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if onnx is not None and args.tta is not None:
         onnx.tta = args.tta
     if onnx is not None:
-        onnx.pyramid = learned.pyramid
+        onnx.pyramid, onnx.fine_threshold = learned.pyramid, learned.fine_threshold
     seeds = _seeds(args.seeds) if args.seeds else []
     from detectors.training.splits import SYNTH_TEST_SEED0
 
@@ -295,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                            "learned_refine_centres": learned.refine_centres,
                            "learned_reject_ambiguities": learned.reject_ambiguities,
                            "learned_tta_passes": learned.tta, "learned_pyramid": list(learned.pyramid),
+                           "learned_fine_threshold": learned.fine_threshold,
                            "methods": list(METHODS), "seeds": args.seeds, "size": args.size,
                            "spacing_m": args.spacing}
     t0 = time.time()

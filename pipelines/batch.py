@@ -95,7 +95,12 @@ def _detector_versions() -> dict[str, str]:
 
     out = {}
     for name in list_detectors():
-        out[name] = str(getattr(_FACTORIES[name], "version", ""))
+        # A class attribute where the detector has one; a detector whose version depends on its
+        # weights (an instance property) gives its code revision instead (`code_version`) - the
+        # weights themselves are in _weights_checksums. Never a property's repr: it changes per
+        # process and would redo every scene on resume.
+        v = getattr(_FACTORIES[name], "version", "")
+        out[name] = v if isinstance(v, str) else str(getattr(_FACTORIES[name], "code_version", ""))
     return out
 
 

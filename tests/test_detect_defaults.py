@@ -76,3 +76,18 @@ def test_resume_fingerprint_changes_with_the_defaults(tmp_path: Path, write_tiny
     named = scene_fingerprint(tif, ScanOptions(detectors=["sar-cfar"]))
     monkeypatch.setattr(detect_mod, "DEFAULT_DETECTORS", {"sar": ("sar-fused",), "optical": ("fire-learned",)})
     assert scene_fingerprint(tif, ScanOptions(detectors=["sar-cfar"])) == named  # named detectors: defaults irrelevant
+
+
+def test_resume_fingerprint_keys_on_the_learned_post_processing(tmp_path: Path, write_tiny_sar: Any,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A post-processing change (same weights) redoes a resumed scene; the key never holds
+    anything that differs between processes (a property's repr did: every resume redid all)."""
+    from pipelines.batch import _detector_versions, scene_fingerprint
+
+    vers = _detector_versions()
+    assert vers["sar-learned"] == sar_learned.LearnedSarDetector.code_version
+    assert all(" at 0x" not in v for v in vers.values())
+    tif = write_tiny_sar(tmp_path, _sea_with_ship())
+    before = scene_fingerprint(tif, ScanOptions())
+    monkeypatch.setattr(sar_learned.LearnedSarDetector, "code_version", "post999")
+    assert scene_fingerprint(tif, ScanOptions()) != before

@@ -50,3 +50,26 @@ def test_group_companion_rule_keeps_only_faint_lifeboats_beside_a_reported_one()
     assert tg.with_companions([d(0, 0, 0.9, "vessel"), near], 0.375, 0.2, 80.0) == [d(0, 0, 0.9, "vessel")]
     assert tg.score([([boat, near], [{"kind": "lifeboat", "row": 0, "col": 0, "length_m": 6.0}], 0.5)])[
         "lifeboat_recall"] == 1.0
+
+
+@pytest.mark.slow
+def test_fine_threshold_option_reaches_the_detector_and_the_record(tmp_path: Path) -> None:
+    out = tmp_path / "e.json"
+    assert eval_learned.main(["--seeds", "1000-1000", "--size", "256", "--threads", "1", "--fine-threshold", "none",
+                              "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["learned_fine_threshold"] is None and r["learned_version"].endswith("+nofine")
+
+
+def test_try_fine_pass_sweep_counts_consistently(tmp_path: Path) -> None:
+    import try_fine_pass
+
+    out = tmp_path / "f.json"
+    assert try_fine_pass.main(["--seeds", "1000-1000", "--size", "256", "--thresholds", "none,0.5", "--threads", "1",
+                               "--out", str(out)]) == 0
+    res = json.loads(out.read_text())["results"]
+    assert set(res) == {"none", "0.5"}
+    for a in res.values():
+        assert 0 <= a["lifeboats_hit"] <= a["lifeboats"] and a["hit"] <= min(a["truth"], a["reported"])
+        assert abs(a["f1"] - 2 * a["hit"] / max(1, a["reported"] + a["truth"])) < 1e-12
+    assert res["0.5"]["truth"] == res["none"]["truth"] > 0  # the same scenes for every threshold

@@ -44,6 +44,13 @@ Pipeline (``detect``):
    is at most 1.5x the predicted box and has its centroid inside it, the detection moves to the
    blob's centroid, and a later peak on a blob already reported is dropped (unless its box is
    under a quarter of the first one's: a small boat against a hull keeps its own detection).
+   **Fine confirmation pass** (``fine_threshold``, default :data:`FINE_THRESHOLD` = 0.5, for
+   inputs at <= :data:`FINE_MAX_INPUT_SPACING_M`): on the 1 m grid a 4-7 m lifeboat is a few
+   pixels and the network scores many just under its threshold. Each sub-threshold peak
+   (>= 0.1) with a box <= :data:`FINE_MAX_BOX_M` is looked at again by the same network on the
+   0.5 m grid (told it is 1 m, so the boat looks twice its size) in a 192 px window on the
+   network's 16-px lattice, and reported with that score when it reaches the threshold. Windows
+   only, batched: a few per tile, not a second full-resolution pass.
 5. **Azimuth ghosts** (:mod:`detectors.sar.ambiguity`, default on, chosen on the validation
    split): a detection is dropped when a target >= 15 dB brighter, holding >= 15 dB more
    energy, spans the same range columns at an azimuth displacement that another candidate in
@@ -94,10 +101,11 @@ before use; a mismatch raises :class:`~detectors.errors.WeightsError`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -154,9 +162,30 @@ PYRAMID_MIN_LENGTH_M = 60.0
 #: then dropped; only peaks at or above the score threshold are reported. The training script
 #: chooses the threshold on detections gathered this way (its sweep decodes everything >= 0.05).
 GHOST_EVIDENCE_FLOOR = 0.1
+#: Fine confirmation pass (see :meth:`_SarLearnedBase._fine_scores`): the grid (metres per pixel)
+#: a sub-threshold small candidate is looked at again on, told it is the 1 m working grid - a 4-7 m
+#: boat, 4-7 working pixels, becomes an 8-14 px boat, the size the network is surest of.
+FINE_SPACING_M = 0.5
+#: The pass runs only when the input holds that detail: both pixel spacings <= this (metres);
+#: coarser inputs would only be interpolated (Capella spot/sliding spotlight 0.35-0.5 m: on;
+#: stripmap ~1 m and SSDD chips: off).
+FINE_MAX_INPUT_SPACING_M = 0.625
+#: Candidates: sub-threshold peaks >= GHOST_EVIDENCE_FLOOR whose predicted box is at most this long
+#: (metres) - the pass is for boats too small for the 1 m grid, not for ships.
+FINE_MAX_BOX_M = 12.0
+#: A candidate is reported when the fine-grid heatmap reaches this within FINE_RADIUS_M of it.
+#: Chosen on validation seeds 900-919 and 980-999 (benchmarks/try_fine_pass.py); adopted by the
+#: pre-written rules in benchmarks/results/sar_postprocess_4/CHOICE_RULE.txt (seeds 920-979:
+#: lifeboat recall 0.943 -> 0.952, F1 0.9708 -> 0.9727; seeds 1400-1499: lifeboat 0.945 -> 0.953,
+#: F1 0.9728 -> 0.9729).
+FINE_THRESHOLD = 0.5
+FINE_RADIUS_M = 3.0
+#: Side of the fine-grid window around each candidate (fine pixels; a multiple of PAD_MULTIPLE).
+FINE_WINDOW_PX = 192
 #: Bump when decoding/post-processing changes detections for the same weights (2: azimuth ghosts
-#: and the coarse-grid pyramid; 3: ghost evidence below the threshold, lone ship-sized ghosts).
-POSTPROCESS_REVISION = 3
+#: and the coarse-grid pyramid; 3: ghost evidence below the threshold, lone ship-sized ghosts;
+#: 4: the fine confirmation pass for small boats). A non-default fine pass shows in :attr:`version`.
+POSTPROCESS_REVISION = 4
 NMS_IOU = 0.3
 MAX_PEAKS = 200
 _MIN_SPACING_M, _MAX_SPACING_M = 0.05, 20.0
@@ -539,6 +568,12 @@ class _SarLearnedBase:
     reject_ambiguities: bool = True
     #: Coarse grids searched for large ships (see :data:`PYRAMID`); () turns it off.
     pyramid: tuple[int, ...] = PYRAMID
+    #: What the code adds to the weights' version (see :attr:`version`), known without weights:
+    #: resumable batches key on it, so a post-processing change redoes their scenes.
+    code_version: ClassVar[str] = f"post{POSTPROCESS_REVISION}+fine{FINE_THRESHOLD:g}"
+    #: Fine-grid score a small sub-threshold candidate needs to be reported
+    #: (:data:`FINE_THRESHOLD`); None turns the fine confirmation pass off.
+    fine_threshold: float | None = FINE_THRESHOLD
 
     def __init__(self, device: torch.device | str | None, score_threshold: float | None,
                  meta: Mapping[str, Any]) -> None:
@@ -553,20 +588,77 @@ class _SarLearnedBase:
         self.tta = int(meta.get("tta", 1))
         if self.tta not in (1, 2, 4):
             raise DetectorInputError(f"tta must be 1, 2 or 4 passes, got {self.tta}")
-        # Weights version + post-processing revision: the flows' caches key on this string, and
-        # ghost rejection / the pyramid change detections for the same weights.
-        self.version = f"{meta.get('version', MODEL_VERSION)}+post{POSTPROCESS_REVISION}"
+        # The flows' caches key on `version`: ghost rejection, the pyramid and the fine pass
+        # change detections for the same weights.
+        self._base_version = f"{meta.get('version', MODEL_VERSION)}+post{POSTPROCESS_REVISION}"
+
+    @property
+    def version(self) -> str:
+        """Weights version + post-processing revision (+ a non-default fine pass): what caches key on."""
+        if self.fine_threshold == FINE_THRESHOLD:
+            return self._base_version
+        return self._base_version + ("+nofine" if self.fine_threshold is None else f"+fine{self.fine_threshold:g}")
 
     # The pipeline asks for this to size tile overlaps.
     @staticmethod
     def required_overlap_px(spacing_m: float | tuple[float, float]) -> int:
         return required_overlap_px(spacing_m)
 
-    def _set_options(self, refine_centres: bool, reject_ambiguities: bool, pyramid: Any) -> None:
+    def _set_options(self, refine_centres: bool, reject_ambiguities: bool, pyramid: Any,
+                     fine_threshold: float | None = FINE_THRESHOLD) -> None:
         """Post-processing options shared by both backends (see the class attributes)."""
         self.refine_centres = bool(refine_centres)
         self.reject_ambiguities = bool(reject_ambiguities)
         self.pyramid = _check_pyramid(pyramid)
+        if fine_threshold is not None:
+            try:
+                ft = float(fine_threshold)
+            except (TypeError, ValueError) as exc:
+                raise DetectorInputError(f"fine_threshold must be a number in (0, 1) or None, "
+                                         f"got {fine_threshold!r}") from exc
+            if not (0.0 < ft < 1.0):
+                raise DetectorInputError(f"fine_threshold must be in (0, 1) or None, got {fine_threshold!r}")
+            fine_threshold = ft
+        self.fine_threshold = fine_threshold
+
+    def fine_enabled(self, spacing: tuple[float, float]) -> bool:
+        """Whether the fine confirmation pass runs for tiles of this pixel spacing."""
+        return self.fine_threshold is not None and max(spacing) <= FINE_MAX_INPUT_SPACING_M
+
+    def _fine_scores(self, fine_feats: torch.Tensor, centres: list[tuple[float, float]]) -> list[float]:
+        """The network's score for each candidate (working-grid row, col), looked at on the fine grid.
+
+        ``fine_feats``: the tile on the fine grid, normalised as a whole (2, H, W). Why: on the 1 m
+        grid a 4-7 m lifeboat is a few pixels and the network often scores it just under its
+        threshold (the misses seen on validation scenes: heat 0.04-0.36), beside sub-threshold
+        speckle and clutter peaks no simple feature tells apart. On the native grid (0.5 m, told
+        it is 1 m) the same boat looks twice as long - the size at which the network is surest -
+        while clutter peaks do not grow into boats. Only candidates are looked at: one
+        FINE_WINDOW_PX window each, batched in one network call, so the pass costs a few small
+        windows per tile instead of a second full-resolution pass (four times the 1 m pass).
+        """
+        if not centres:
+            return []
+        k = FINE_SPACING_M / WORKING_SPACING_M  # working px per fine px
+        rad = int(math.ceil(FINE_RADIUS_M / (STRIDE * FINE_SPACING_M)))  # in fine heat cells
+        tile = pad_to_multiple(fine_feats[None])[0]  # as the whole tile would be padded
+        th, tw = tile.shape[-2:]
+        wh, ww = min(FINE_WINDOW_PX, th), min(FINE_WINDOW_PX, tw)
+        wins, cells = [], []
+        for row, col in centres:
+            r = min(max(int(round((row + 0.5) / k - 0.5)), 0), th - 1)
+            c = min(max(int(round((col + 0.5) / k - 0.5)), 0), tw - 1)
+            # Windows start on the network's 16-pixel lattice and stay inside the tile, as the
+            # whole tile's pass would see it: a strided network is not shift-invariant, and this
+            # keeps a window's heatmap the whole tile's (tested).
+            r0 = min(max((r - wh // 2) // PAD_MULTIPLE * PAD_MULTIPLE, 0), th - wh)
+            c0 = min(max((c - ww // 2) // PAD_MULTIPLE * PAD_MULTIPLE, 0), tw - ww)
+            wins.append(tile[:, r0: r0 + wh, c0: c0 + ww])
+            cells.append(((r - r0) // STRIDE, (c - c0) // STRIDE))
+        heat = self.heads(torch.stack(wins))[0][:, 0]
+        near = torch.stack([F.pad(h, (rad, rad, rad, rad))[i: i + 2 * rad + 1, j: j + 2 * rad + 1]
+                            for h, (i, j) in zip(heat, cells)])
+        return near.amax(dim=(1, 2)).float().cpu().tolist()
 
     def _check(self, sigma0: torch.Tensor, spacing_m: Any, valid: torch.Tensor | None,
                batched: bool) -> tuple[float, float]:
@@ -598,15 +690,20 @@ class _SarLearnedBase:
             raise DetectorInputError(f"{self.name}: sigma0 is linear power and cannot be negative")
         return sr, sc
 
-    def prepare(self, sigma0: torch.Tensor, spacing: tuple[float, float],
-                valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, H, W) -> padded network input (B, 2, h16, w16), working power and valid (B, h, w)."""
+    def _clean(self, sigma0: torch.Tensor, valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The tile on the detector's device as float32, NaN/inf zeroed and marked invalid."""
         x = sigma0.to(self.device, torch.float32)
         v = None if valid is None else valid.to(self.device)
         finite = torch.isfinite(x)
         if not bool(finite.all()):  # NaN/inf are no-data, not targets
             v = finite if v is None else (v & finite)
             x = torch.where(finite, x, torch.zeros_like(x))
+        return x, v
+
+    def prepare(self, sigma0: torch.Tensor, spacing: tuple[float, float],
+                valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, H, W) -> padded network input (B, 2, h16, w16), working power and valid (B, h, w)."""
+        x, v = self._clean(sigma0, valid)
         power, vw = to_working_grid(x, spacing, v)
         feats = pad_to_multiple(normalise(power, vw))
         return feats, power, vw
@@ -641,11 +738,13 @@ class _SarLearnedBase:
 
     def _postprocess(self, heat: torch.Tensor, reg: torch.Tensor, power: torch.Tensor, vw: torch.Tensor,
                      shape: tuple[int, int], spacing: tuple[float, float],
-                     coarse: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = ()) -> list[Detection]:
+                     coarse: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = (),
+                     fine: Callable[[], torch.Tensor] | None = None) -> list[Detection]:
         hw, ww = power.shape
         # Reported peaks first (their processing is independent of the evidence peaks), then the
         # sub-threshold evidence peaks for the ghost test (GHOST_EVIDENCE_FLOOR).
-        floor = min(GHOST_EVIDENCE_FLOOR, self.score_threshold) if self.reject_ambiguities else self.score_threshold
+        wants_evidence = self.reject_ambiguities or (fine is not None and self.fine_threshold is not None)
+        floor = min(GHOST_EVIDENCE_FLOOR, self.score_threshold) if wants_evidence else self.score_threshold
         vnp = vw.cpu().numpy()  # one device->host copy of the valid mask, used by decoding and shapes
         decoded = self._decode(heat, reg, vnp, floor)
         peaks = [p for p in decoded if p[0] >= self.score_threshold]
@@ -659,6 +758,18 @@ class _SarLearnedBase:
                 if any(math.hypot(row - p[1], col - p[2]) * WORKING_SPACING_M <= max(10.0, length / 2) for p in peaks):
                     continue
                 peaks.append((score, row, col, bh, bw))
+        if fine is not None and self.fine_threshold is not None:
+            # Fine confirmation pass (FINE_*): small sub-threshold candidates looked at again on
+            # the native grid; those it confirms are reported with their fine-grid score.
+            thr_f = max(self.fine_threshold, self.score_threshold)
+            cand = [i for i, p in enumerate(evidence)
+                    if p[0] >= GHOST_EVIDENCE_FLOOR and max(p[3], p[4]) * WORKING_SPACING_M <= FINE_MAX_BOX_M]
+            scores = self._fine_scores(fine(), [(evidence[i][1], evidence[i][2]) for i in cand]) if cand else []
+            up = {i: s for i, s in zip(cand, scores) if s >= thr_f}
+            if up:
+                log.debug("%s: fine pass confirmed %d of %d small candidates", self.name, len(up), len(cand))
+                peaks = peaks + [(up[i],) + tuple(evidence[i][1:]) for i in sorted(up)]
+                evidence = [p for i, p in enumerate(evidence) if i not in up]
         if not peaks:
             return []
         peaks = peaks + evidence
@@ -742,9 +853,22 @@ class _SarLearnedBase:
                 continue
             h_c, r_c = self.heads(pad_to_multiple(normalise(p_c, v_c)))
             levels.append((f, h_c, r_c, v_c))
+        fine = None
+        if self.fine_enabled(spacing):  # the fine grid for the confirmation pass, made on first use
+            made: list[torch.Tensor] = []
+
+            def fine_tile(i: int) -> torch.Tensor:
+                if not made:
+                    x, v = self._clean(sigma0, valid)
+                    k = FINE_SPACING_M / WORKING_SPACING_M
+                    made.append(normalise(*to_working_grid(x, (spacing[0] / k, spacing[1] / k), v)))
+                return made[0][i]
+
+            fine = fine_tile
         shape = (int(sigma0.shape[1]), int(sigma0.shape[2]))
         return [self._postprocess(heat[i], reg[i], power[i], vw[i], shape, spacing,
-                                  [(f, h_c[i], r_c[i], v_c[i]) for f, h_c, r_c, v_c in levels])
+                                  [(f, h_c[i], r_c[i], v_c[i]) for f, h_c, r_c, v_c in levels],
+                                  None if fine is None else functools.partial(fine, i))
                 for i in range(sigma0.shape[0])]
 
     @torch.no_grad()
@@ -764,17 +888,20 @@ class LearnedSarDetector(_SarLearnedBase):
 
     def __init__(self, device: torch.device | str | None = None, weights: str | Path | None = None,
                  score_threshold: float | None = None, sha256: str | None = None, refine_centres: bool = True,
-                 reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID, **kw: Any) -> None:
+                 reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID,
+                 fine_threshold: float | None = FINE_THRESHOLD, **kw: Any) -> None:
         """``weights``: a ``.pt`` checkpoint (default: the shipped one), verified by sha256;
         ``score_threshold``: override the validated threshold stored with the weights;
         ``refine_centres``: blob-centroid centres and same-blob merging (default on);
         ``reject_ambiguities``: drop azimuth ghosts (:mod:`detectors.sar.ambiguity`, default on);
-        ``pyramid``: coarse-grid factors searched for large ships (:data:`PYRAMID`; () for none)."""
+        ``pyramid``: coarse-grid factors searched for large ships (:data:`PYRAMID`; () for none);
+        ``fine_threshold``: the fine confirmation pass for small boats (:data:`FINE_THRESHOLD`;
+        None: off)."""
         if kw:
             raise DetectorInputError(f"sar-learned: unknown options {sorted(kw)}")
         net, meta = load_checkpoint(weights, sha256)
         super().__init__(device, score_threshold, meta)
-        self._set_options(refine_centres, reject_ambiguities, pyramid)
+        self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold)
         self.net = SarCenterNetExport(net).to(self.device).eval()
         # --- radiation hardening hook (detectors/integrity.py): live weights re-hashed every few
         # batches; a bit flip is restored from the golden copy, else from the verified file.
@@ -796,10 +923,11 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
 
     def __init__(self, device: torch.device | str | None = None, weights: str | Path | None = None,
                  score_threshold: float | None = None, sha256: str | None = None, refine_centres: bool = True,
-                 reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID, **kw: Any) -> None:
+                 reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID,
+                 fine_threshold: float | None = FINE_THRESHOLD, **kw: Any) -> None:
         """``weights``: an ``.onnx`` file (default: the shipped one), verified by sha256; its
         metadata carries the threshold and version. ``refine_centres``, ``reject_ambiguities``,
-        ``pyramid``: as for ``sar-learned``."""
+        ``pyramid``, ``fine_threshold``: as for ``sar-learned``."""
         from detectors.onnx_runtime import make_session, onnx_metadata
 
         if kw:
@@ -807,7 +935,7 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
         path = verify_weights(ONNX_FILE if weights is None else weights, sha256)
         meta = onnx_metadata(path)
         super().__init__(device, score_threshold, meta)
-        self._set_options(refine_centres, reject_ambiguities, pyramid)
+        self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold)
         self.session = make_session(path, self.device)
         self.providers = list(self.session.get_providers())
 
