@@ -226,3 +226,25 @@ def test_hard_examples_are_the_misses_and_false_peaks_and_crops_centre_on_them(t
     with pytest.raises(SystemExit):  # argparse's error: nothing to mine without --init
         train_sar.main(["--hard-focus", "0.5", "--iters", "1", "--scenes", "1", "--ssdd", str(tmp_path / "ssdd"),
                         "--out", str(tmp_path / "w"), "--results", str(tmp_path / "t.json")])
+
+
+def test_threshold_sweep_counts_what_the_detector_reports_at_each_threshold() -> None:
+    """The sweep's counts at a threshold are those of the detector run at that threshold - not a
+    low-threshold run filtered by score, whose ghost test and blob merging differ."""
+    from pipelines.synth.sar import make_sar_scene
+    from detectors.training.matching import match
+
+    sc = make_sar_scene(913, 512, 512, 0.5)
+    ships = [t for t in sc.truth if t["kind"] in ("vessel", "lifeboat")]
+    trc = [(t["row"], t["col"]) for t in ships]
+    gates = [max(10.0, 0.5 * t["length_m"]) / 0.5 for t in ships]
+    det = LearnedSarDetector(device="cpu")
+    thresholds = (0.2, 0.375, 0.6)
+    got = train_sar.sweep_counts(det, sc.sigma0_from_dn(), 0.5, sc.dn > 0, trc, gates, thresholds)
+    assert det.score_threshold == LearnedSarDetector(device="cpu").score_threshold  # restored
+    for thr in thresholds:
+        ref = LearnedSarDetector(device="cpu", score_threshold=thr).detect(
+            torch.from_numpy(sc.sigma0_from_dn()), spacing_m=(0.5, 0.5), valid=torch.from_numpy(sc.dn > 0))
+        want = (len(match([(d.row, d.col) for d in ref], trc, gates)), len(ref), len(trc))
+        assert got[thr] == want
+    assert got[0.2][1] >= got[0.6][1] and got[0.6][2] == len(trc) > 0

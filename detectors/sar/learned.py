@@ -106,6 +106,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -190,6 +191,21 @@ NMS_IOU = 0.3
 MAX_PEAKS = 200
 _MIN_SPACING_M, _MAX_SPACING_M = 0.05, 20.0
 _MIN_SIDE = 8
+
+
+@dataclass
+class NetworkPass:
+    """What :meth:`_SarLearnedBase.network_pass` computed for a batch of tiles (see there)."""
+
+    heat: torch.Tensor  #: (B, 1, h/2, w/2) working-grid heatmap
+    reg: torch.Tensor  #: (B, 4, h/2, w/2) box and offset regression
+    power: torch.Tensor  #: (B, h, w) working-grid sigma0
+    valid: torch.Tensor  #: (B, h, w) working-grid valid mask
+    levels: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]  #: coarse grids (PYRAMID)
+    fine_tile: Callable[[], torch.Tensor]  #: (B, 2, H', W') normalised fine grid, made on first call
+    shape: tuple[int, int]  #: input tile (rows, cols)
+    spacing: tuple[float, float]  #: input pixel spacing (m)
+    fine_cache: list[dict[tuple[float, float], float]] = field(default_factory=list)  #: window scores
 
 
 # ------------------------------------------------------------------------------------ network
@@ -739,7 +755,7 @@ class _SarLearnedBase:
     def _postprocess(self, heat: torch.Tensor, reg: torch.Tensor, power: torch.Tensor, vw: torch.Tensor,
                      shape: tuple[int, int], spacing: tuple[float, float],
                      coarse: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = (),
-                     fine: Callable[[], torch.Tensor] | None = None) -> list[Detection]:
+                     fine: Callable[[list[tuple[float, float]]], list[float]] | None = None) -> list[Detection]:
         hw, ww = power.shape
         # Reported peaks first (their processing is independent of the evidence peaks), then the
         # sub-threshold evidence peaks for the ghost test (GHOST_EVIDENCE_FLOOR).
@@ -764,7 +780,7 @@ class _SarLearnedBase:
             thr_f = max(self.fine_threshold, self.score_threshold)
             cand = [i for i, p in enumerate(evidence)
                     if p[0] >= GHOST_EVIDENCE_FLOOR and max(p[3], p[4]) * WORKING_SPACING_M <= FINE_MAX_BOX_M]
-            scores = self._fine_scores(fine(), [(evidence[i][1], evidence[i][2]) for i in cand]) if cand else []
+            scores = fine([(evidence[i][1], evidence[i][2]) for i in cand]) if cand else []
             up = {i: s for i, s in zip(cand, scores) if s >= thr_f}
             if up:
                 log.debug("%s: fine pass confirmed %d of %d small candidates", self.name, len(up), len(cand))
@@ -840,9 +856,12 @@ class _SarLearnedBase:
         return [d for d in out if d.score >= self.score_threshold]
 
     @torch.no_grad()
-    def detect_batch(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
-                     valid: torch.Tensor | None = None) -> list[list[Detection]]:
-        """Several same-sized tiles at once (one network call): ``sigma0`` (B, H, W)."""
+    def network_pass(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
+                     valid: torch.Tensor | None = None) -> NetworkPass:
+        """The network's part of :meth:`detect_batch` for (B, H, W) tiles: heads on the working grid
+        and the coarse grids, and the fine grid made on first use. :meth:`finish` turns it into
+        detections at the detector's current settings - so a threshold sweep runs the network once
+        and the real post-processing at every threshold (``train_sar.choose_threshold``)."""
         spacing = self._check(sigma0, spacing_m, valid, batched=True)
         feats, power, vw = self.prepare(sigma0, spacing, valid)
         heat, reg = self.heads(feats)
@@ -853,23 +872,39 @@ class _SarLearnedBase:
                 continue
             h_c, r_c = self.heads(pad_to_multiple(normalise(p_c, v_c)))
             levels.append((f, h_c, r_c, v_c))
-        fine = None
-        if self.fine_enabled(spacing):  # the fine grid for the confirmation pass, made on first use
-            made: list[torch.Tensor] = []
+        made: list[torch.Tensor] = []
 
-            def fine_tile(i: int) -> torch.Tensor:
-                if not made:
-                    x, v = self._clean(sigma0, valid)
-                    k = FINE_SPACING_M / WORKING_SPACING_M
-                    made.append(normalise(*to_working_grid(x, (spacing[0] / k, spacing[1] / k), v)))
-                return made[0][i]
+        def fine_tile() -> torch.Tensor:
+            if not made:
+                x, v = self._clean(sigma0, valid)
+                k = FINE_SPACING_M / WORKING_SPACING_M
+                made.append(normalise(*to_working_grid(x, (spacing[0] / k, spacing[1] / k), v)))
+            return made[0]
 
-            fine = fine_tile
-        shape = (int(sigma0.shape[1]), int(sigma0.shape[2]))
-        return [self._postprocess(heat[i], reg[i], power[i], vw[i], shape, spacing,
-                                  [(f, h_c[i], r_c[i], v_c[i]) for f, h_c, r_c, v_c in levels],
-                                  None if fine is None else functools.partial(fine, i))
-                for i in range(sigma0.shape[0])]
+        return NetworkPass(heat, reg, power, vw, levels, fine_tile, (int(sigma0.shape[1]), int(sigma0.shape[2])),
+                           spacing, [{} for _ in range(sigma0.shape[0])])
+
+    def finish(self, npass: NetworkPass) -> list[list[Detection]]:
+        """Detections from a :meth:`network_pass` at the detector's current threshold and options."""
+        fine_on = self.fine_enabled(npass.spacing)
+
+        def fine_scores(i: int, centres: list[tuple[float, float]]) -> list[float]:
+            cache = npass.fine_cache[i]  # a window's score does not depend on the threshold
+            todo = [c for c in centres if c not in cache]
+            if todo:
+                cache.update(zip(todo, self._fine_scores(npass.fine_tile()[i], todo)))
+            return [cache[c] for c in centres]
+
+        return [self._postprocess(npass.heat[i], npass.reg[i], npass.power[i], npass.valid[i], npass.shape,
+                                  npass.spacing, [(f, h_c[i], r_c[i], v_c[i]) for f, h_c, r_c, v_c in npass.levels],
+                                  functools.partial(fine_scores, i) if fine_on else None)
+                for i in range(npass.heat.shape[0])]
+
+    @torch.no_grad()
+    def detect_batch(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
+                     valid: torch.Tensor | None = None) -> list[list[Detection]]:
+        """Several same-sized tiles at once (one network call): ``sigma0`` (B, H, W)."""
+        return self.finish(self.network_pass(sigma0, spacing_m=spacing_m, valid=valid))
 
     @torch.no_grad()
     def detect(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],

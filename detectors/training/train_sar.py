@@ -31,7 +31,8 @@ cosine schedule, a fixed number of iterations (deterministic); ``torch.set_num_t
 
 Threshold: the score threshold maximising the mean of the generated-validation F1 and the
 SSDD-validation F1 (centre matching, see :mod:`detectors.training.matching`) is stored in the
-weights.
+weights. Each threshold is judged on what the detector reports at it - the network runs once per
+image, the whole post-processing (ghost test, blob merging, fine pass) once per threshold.
 
 Outputs (``--out``, default ``detectors/weights``): ``sar_centernet.pt`` (state dict +
 metadata), ``sar_centernet.onnx`` (dynamic batch/height/width, metadata) and their sha256
@@ -52,6 +53,7 @@ import multiprocessing as mp
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -341,44 +343,57 @@ def _generate(seeds: list[int], workers: int) -> list[Sample]:
 
 
 # ----------------------------------------------------------------------------- validation
-def _scores_at(det, sigma0: np.ndarray, spacing: float, valid: np.ndarray | None) -> list[Any]:
-    v = None if valid is None else torch.from_numpy(valid)
-    return det.detect(torch.from_numpy(sigma0), spacing_m=(spacing, spacing), valid=v)
+#: Thresholds the validation sweep tries.
+THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.10, 0.9001, 0.025), 3))
+
+
+def sweep_counts(det: LearnedSarDetector, sigma0: np.ndarray, spacing: float, valid: np.ndarray | None,
+                 truth_rc: list[tuple[float, float]], gates: list, thresholds: Sequence[float] = THRESHOLDS
+                 ) -> dict[float, tuple[int, int, int]]:
+    """(true positives, detections, truths) of one image at each threshold.
+
+    The network runs once; the detector's own post-processing (ghost test with its sub-threshold
+    evidence, blob merging, the fine pass) runs at each threshold, as it will run at the chosen
+    one - filtering one low-threshold detection list by score would not give those detections."""
+    v = None if valid is None else torch.from_numpy(valid)[None]
+    npass = det.network_pass(torch.from_numpy(sigma0)[None], spacing_m=(spacing, spacing), valid=v)
+    old = det.score_threshold
+    out = {}
+    try:
+        for thr in thresholds:
+            det.score_threshold = float(thr)
+            dets = det.finish(npass)[0]
+            out[float(thr)] = (len(match([(d.row, d.col) for d in dets], truth_rc, gates)), len(dets), len(truth_rc))
+    finally:
+        det.score_threshold = old
+    return out
 
 
 def choose_threshold(det: LearnedSarDetector, root: Path, ssdd_val: list[tuple[str, list]], n_val_scenes: int
                      ) -> tuple[float, dict[str, Any]]:
-    """Threshold maximising mean(F1 generated-val, F1 SSDD-val); detections gathered once at 0.05."""
+    """Threshold maximising mean(F1 generated-val, F1 SSDD-val), each threshold's detections made
+    by the detector's full post-processing (:func:`sweep_counts`)."""
     from pipelines.synth.sar import make_sar_scene
 
-    det.score_threshold = 0.05
-    synth_runs: list[tuple[list[float], list[tuple[float, float]], list[tuple[float, float]], list[float]]] = []
+    synth = {t: [0, 0, 0] for t in THRESHOLDS}
+    ssdd = {t: [0, 0, 0] for t in THRESHOLDS}
+
+    def add(acc: dict[float, list[int]], counts: dict[float, tuple[int, int, int]]) -> None:
+        for t, c in counts.items():
+            acc[t] = [a + b for a, b in zip(acc[t], c)]
+
     for seed in list(SYNTH_VAL_SEEDS)[:n_val_scenes]:
         sc = make_sar_scene(seed, 1024, 1024, 0.5)
-        dets = _scores_at(det, sc.sigma0_from_dn(), 0.5, sc.dn > 0)
         ships = [t for t in sc.truth if t["kind"] in ("vessel", "lifeboat")]
-        synth_runs.append(([d.score for d in dets], [(d.row, d.col) for d in dets],
-                           [(t["row"], t["col"]) for t in ships],
-                           [max(10.0, 0.5 * t["length_m"]) / 0.5 for t in ships]))
-    ssdd_runs = []
+        add(synth, sweep_counts(det, sc.sigma0_from_dn(), 0.5, sc.dn > 0, [(t["row"], t["col"]) for t in ships],
+                                [max(10.0, 0.5 * t["length_m"]) / 0.5 for t in ships]))
     for name, boxes in ssdd_val:
-        dets = _scores_at(det, ssdd_sigma0(root / "images" / name), 1.0, None)
-        ssdd_runs.append(([d.score for d in dets], [(d.row, d.col) for d in dets],
-                          [(b[0], b[1]) for b in boxes], [(b[2] / 2 + 2.0, b[3] / 2 + 2.0) for b in boxes]))
-
-    def f1_at(runs: list, thr: float) -> tuple[float, float, float]:
-        tp = nd = nt = 0
-        for scores, drc, trc, gates in runs:
-            keep = [rc for s, rc in zip(scores, drc) if s >= thr]
-            tp += len(match(keep, trc, gates))
-            nd += len(keep)
-            nt += len(trc)
-        return prf(tp, nd, nt)
-
+        add(ssdd, sweep_counts(det, ssdd_sigma0(root / "images" / name), 1.0, None, [(b[0], b[1]) for b in boxes],
+                               [(b[2] / 2 + 2.0, b[3] / 2 + 2.0) for b in boxes]))
     table = {}
     best, best_thr = -1.0, 0.5
-    for thr in np.round(np.arange(0.10, 0.9001, 0.025), 3):
-        fs, fd = f1_at(synth_runs, float(thr)), f1_at(ssdd_runs, float(thr))
+    for thr in THRESHOLDS:
+        fs, fd = prf(*synth[thr]), prf(*ssdd[thr])
         table[f"{thr:.3f}"] = {"synth_val_prf": [round(v, 4) for v in fs], "ssdd_val_prf": [round(v, 4) for v in fd]}
         score = 0.5 * (fs[2] + fd[2])
         if score > best + 1e-9:
