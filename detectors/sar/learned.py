@@ -160,8 +160,8 @@ PYRAMID = (2, 4)
 PYRAMID_MIN_LENGTH_M = 60.0
 #: Heatmap peaks down to this score are decoded as *evidence* for the azimuth-ghost test (a faint
 #: ghost that is never reported still confirms the displacement its brighter sibling shows) and
-#: then dropped; only peaks at or above the score threshold are reported. The training script
-#: chooses the threshold on detections gathered this way (its sweep decodes everything >= 0.05).
+#: then dropped; only peaks at or above the score threshold are reported. The training script's
+#: threshold sweep runs this whole post-processing at every threshold it tries (``finish``).
 GHOST_EVIDENCE_FLOOR = 0.1
 #: Fine confirmation pass (see :meth:`_SarLearnedBase._fine_scores`): the grid (metres per pixel)
 #: a sub-threshold small candidate is looked at again on, told it is the 1 m working grid - a 4-7 m
