@@ -395,3 +395,22 @@ def test_fine_pass_confirms_faint_small_boats_the_1m_grid_leaves_under_threshold
             found[name] += bool(got)
             assert all(d.kind == "lifeboat" for d in got)
     assert found["on"] >= 7 and found["off"] <= found["on"] - 2, found
+
+
+@pytest.mark.parametrize("shape", [(24, 300), (300, 40), (20, 20)])
+def test_fine_windows_on_tiles_smaller_than_a_window(det_torch: LearnedSarDetector, shape: tuple[int, int]) -> None:
+    """Along a side shorter than FINE_WINDOW_PX the window is the whole (padded) tile: no out-of-tile
+    padding; the scores are the whole tile's (to a few thousandths where the other side is longer)."""
+    img = _sea(*shape, seed=5)
+    r, c = shape[0] // 2, shape[1] // 2
+    _add_hull(img, float(r), float(c), 10.0, 4.0, 0.0, level=10 ** (-10.0 / 10))
+    feats = L.normalise(*L.to_working_grid(torch.from_numpy(img)[None], (1.0, 1.0)))
+    whole = det_torch.heads(L.pad_to_multiple(feats))[0][0, 0]
+    k = L.FINE_SPACING_M / L.WORKING_SPACING_M
+    spots = [(r, c), (0, 0), (shape[0] - 1, shape[1] - 1)]
+    got = det_torch._fine_scores(feats[0], [((y + 0.5) * k - 0.5, (x + 0.5) * k - 0.5) for y, x in spots])
+    rad = math.ceil(L.FINE_RADIUS_M / (L.STRIDE * L.FINE_SPACING_M))
+    for (y, x), g in zip(spots, got):
+        i, j = y // L.STRIDE, x // L.STRIDE
+        want = float(whole[max(0, i - rad): i + rad + 1, max(0, j - rad): j + rad + 1].max())
+        assert abs(g - want) < (1e-5 if max(shape) <= L.FINE_WINDOW_PX else 0.01), (y, x, g, want)
