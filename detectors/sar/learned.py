@@ -171,8 +171,11 @@ FINE_SPACING_M = 0.5
 #: coarser inputs would only be interpolated (Capella spot/sliding spotlight 0.35-0.5 m: on;
 #: stripmap ~1 m and SSDD chips: off).
 FINE_MAX_INPUT_SPACING_M = 0.625
-#: Candidates: sub-threshold peaks >= GHOST_EVIDENCE_FLOOR whose predicted box is at most this long
+#: Candidates: sub-threshold peaks >= FINE_CANDIDATE_FLOOR whose predicted box is at most this long
 #: (metres) - the pass is for boats too small for the 1 m grid, not for ships.
+#: (0.05 tried on validation seeds 900-919, 980-999, 1300-1399: one more lifeboat, one more false
+#: alarm, 2.5x the windows.)
+FINE_CANDIDATE_FLOOR = GHOST_EVIDENCE_FLOOR
 FINE_MAX_BOX_M = 12.0
 #: A candidate is reported when the fine-grid heatmap reaches this within FINE_RADIUS_M of it.
 #: Chosen on validation seeds 900-919 and 980-999 (benchmarks/try_fine_pass.py); adopted by the
@@ -759,8 +762,9 @@ class _SarLearnedBase:
         hw, ww = power.shape
         # Reported peaks first (their processing is independent of the evidence peaks), then the
         # sub-threshold evidence peaks for the ghost test (GHOST_EVIDENCE_FLOOR).
-        wants_evidence = self.reject_ambiguities or (fine is not None and self.fine_threshold is not None)
-        floor = min(GHOST_EVIDENCE_FLOOR, self.score_threshold) if wants_evidence else self.score_threshold
+        fine_on = fine is not None and self.fine_threshold is not None
+        floors = ([GHOST_EVIDENCE_FLOOR] if self.reject_ambiguities else []) + ([FINE_CANDIDATE_FLOOR] if fine_on else [])
+        floor = min(floors + [self.score_threshold])
         vnp = vw.cpu().numpy()  # one device->host copy of the valid mask, used by decoding and shapes
         decoded = self._decode(heat, reg, vnp, floor)
         peaks = [p for p in decoded if p[0] >= self.score_threshold]
@@ -779,13 +783,15 @@ class _SarLearnedBase:
             # the native grid; those it confirms are reported with their fine-grid score.
             thr_f = max(self.fine_threshold, self.score_threshold)
             cand = [i for i, p in enumerate(evidence)
-                    if p[0] >= GHOST_EVIDENCE_FLOOR and max(p[3], p[4]) * WORKING_SPACING_M <= FINE_MAX_BOX_M]
+                    if p[0] >= FINE_CANDIDATE_FLOOR and max(p[3], p[4]) * WORKING_SPACING_M <= FINE_MAX_BOX_M]
             scores = fine([(evidence[i][1], evidence[i][2]) for i in cand]) if cand else []
             up = {i: s for i, s in zip(cand, scores) if s >= thr_f}
             if up:
                 log.debug("%s: fine pass confirmed %d of %d small candidates", self.name, len(up), len(cand))
                 peaks = peaks + [(up[i],) + tuple(evidence[i][1:]) for i in sorted(up)]
                 evidence = [p for i, p in enumerate(evidence) if i not in up]
+        # What is left below the threshold is evidence for the ghost test, from its own floor only.
+        evidence = [p for p in evidence if self.reject_ambiguities and p[0] >= GHOST_EVIDENCE_FLOOR]
         if not peaks:
             return []
         peaks = peaks + evidence
