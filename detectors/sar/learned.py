@@ -722,10 +722,14 @@ class _SarLearnedBase:
     def prepare(self, sigma0: torch.Tensor, spacing: tuple[float, float],
                 valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, H, W) -> padded network input (B, 2, h16, w16), working power and valid (B, h, w)."""
-        x, v = self._clean(sigma0, valid)
+        return self._prepare_clean(*self._clean(sigma0, valid), spacing)
+
+    @staticmethod
+    def _prepare_clean(x: torch.Tensor, v: torch.Tensor | None, spacing: tuple[float, float]
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`prepare` for a tile :meth:`_clean` has already made."""
         power, vw = to_working_grid(x, spacing, v)
-        feats = pad_to_multiple(normalise(power, vw))
-        return feats, power, vw
+        return pad_to_multiple(normalise(power, vw)), power, vw
 
     def _heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -762,8 +766,8 @@ class _SarLearnedBase:
         hw, ww = power.shape
         # Reported peaks first (their processing is independent of the evidence peaks), then the
         # sub-threshold evidence peaks for the ghost test (GHOST_EVIDENCE_FLOOR).
-        fine_on = fine is not None and self.fine_threshold is not None
-        floors = ([GHOST_EVIDENCE_FLOOR] if self.reject_ambiguities else []) + ([FINE_CANDIDATE_FLOOR] if fine_on else [])
+        floors = (([GHOST_EVIDENCE_FLOOR] if self.reject_ambiguities else [])
+                  + ([FINE_CANDIDATE_FLOOR] if fine is not None else []))
         floor = min(floors + [self.score_threshold])
         vnp = vw.cpu().numpy()  # one device->host copy of the valid mask, used by decoding and shapes
         decoded = self._decode(heat, reg, vnp, floor)
@@ -778,7 +782,7 @@ class _SarLearnedBase:
                 if any(math.hypot(row - p[1], col - p[2]) * WORKING_SPACING_M <= max(10.0, length / 2) for p in peaks):
                     continue
                 peaks.append((score, row, col, bh, bw))
-        if fine is not None and self.fine_threshold is not None:
+        if fine is not None and self.fine_threshold is not None:  # (given by finish only when on)
             # Fine confirmation pass (FINE_*): small sub-threshold candidates looked at again on
             # the native grid; those it confirms are reported with their fine-grid score.
             thr_f = max(self.fine_threshold, self.score_threshold)
@@ -869,7 +873,8 @@ class _SarLearnedBase:
         detections at the detector's current settings - so a threshold sweep runs the network once
         and the real post-processing at every threshold (``train_sar.choose_threshold``)."""
         spacing = self._check(sigma0, spacing_m, valid, batched=True)
-        feats, power, vw = self.prepare(sigma0, spacing, valid)
+        x, v = self._clean(sigma0, valid)  # once: the fine grid below is made from it too
+        feats, power, vw = self._prepare_clean(x, v, spacing)
         heat, reg = self.heads(feats)
         levels = []
         for f in self.pyramid:  # the same network on area-averaged f x f coarser grids
@@ -882,7 +887,6 @@ class _SarLearnedBase:
 
         def fine_tile() -> torch.Tensor:
             if not made:
-                x, v = self._clean(sigma0, valid)
                 k = FINE_SPACING_M / WORKING_SPACING_M
                 made.append(normalise(*to_working_grid(x, (spacing[0] / k, spacing[1] / k), v)))
             return made[0]
