@@ -7,6 +7,7 @@ name, so adding a detector never touches the pipelines.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -53,7 +54,39 @@ def get_detector(name: str, device: str | None = None, **kwargs: Any) -> Any:
     _load_builtins()
     if name not in _FACTORIES:
         raise UnknownDetectorError(f"unknown detector {name!r}; known: {', '.join(list_detectors())}")
+    if kwargs:
+        _check_options(name, kwargs)
     return _FACTORIES[name](device=resolve_device(device), **kwargs)
+
+
+def detector_options(name: str) -> list[str]:
+    """The keyword options detector ``name`` takes: its constructor's named parameters, plus what
+    ``option_names()`` lists for one that takes ``**params`` (the CFAR's parameter dataclass)."""
+    _load_builtins()
+    if name not in _FACTORIES:
+        raise UnknownDetectorError(f"unknown detector {name!r}; known: {', '.join(list_detectors())}")
+    factory = _FACTORIES[name]
+    named = [p.name for p in inspect.signature(factory).parameters.values()
+             if p.name != "device" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    listed = getattr(factory, "option_names", None)
+    return sorted(set(named) | set(listed() if listed is not None else ()))
+
+
+def _check_options(name: str, kwargs: dict[str, Any]) -> None:
+    """An option a detector does not take is a clear DetectorInputError naming it and the known
+    ones, not a TypeError from deep inside a constructor. A constructor taking ``**params``
+    without listing them (``option_names``) checks them itself."""
+    from detectors.errors import DetectorInputError
+
+    factory = _FACTORIES[name]
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
+    if open_ended and getattr(factory, "option_names", None) is None:
+        return
+    known = detector_options(name)
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise DetectorInputError(f"{name}: unknown option(s) {', '.join(unknown)}; "
+                                 f"known: {', '.join(known) or 'none'}")
 
 
 def resolve_device(device: str | None) -> "torch.device":

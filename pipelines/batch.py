@@ -86,8 +86,28 @@ def scene_fingerprint(path: Path, options: ScanOptions) -> str:
     key = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns, list(options.detectors or []),
                       options.tile_size, options.overlap, _detector_versions(),
                       None if options.detectors else {k: list(v) for k, v in DEFAULT_DETECTORS.items()},
-                      _weights_checksums()])
+                      _weights_checksums()]
+                     + ([_options_key(options.detector_options)] if options.detector_options else []),
+                     default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def _options_key(opts: Any) -> Any:
+    """Detector options as they enter the fingerprint: a value naming an existing file (other
+    weights, say) also carries its size and mtime, so replacing that file redoes the scenes."""
+    if isinstance(opts, dict):
+        return {str(k): _options_key(v) for k, v in sorted(opts.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(opts, (list, tuple)):
+        return [_options_key(v) for v in opts]
+    if isinstance(opts, str) and len(opts) < 4096:
+        try:
+            p = Path(opts)
+            if p.is_file():
+                st = p.stat()
+                return [str(p.resolve()), st.st_size, st.st_mtime_ns]
+        except OSError:
+            pass
+    return opts
 
 
 def _detector_versions() -> dict[str, str]:

@@ -54,22 +54,23 @@ def scan(
     overlap: Annotated[Optional[int], typer.Option(help="Tile overlap in pixels (default: what the detectors need).")] = None,
     errors: Annotated[Optional[Path], typer.Option(help="Write a JSON report of every scene and failure here.")] = None,
     resume: Annotated[bool, typer.Option(help="Skip scenes already finished by an earlier (possibly killed) run.")] = True,
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-O", help="A detector option, DETECTOR.KEY=VALUE (repeatable), e.g. sar-fused.learned.fine_threshold=none turns the fine pass off. `orbitwatch detectors` lists each detector's options.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Scan scene bundles and write alerts (GeoJSON). Exit status 1 if any scene failed."""
     from detectors.errors import DetectorError
     from pipelines.batch import SceneFailure, atomic_write_text, run_batch
-    from pipelines.detect import ScanOptions
+    from pipelines.detect import ScanOptions, parse_detector_options
     from pipelines.errors import OrbitwatchError
     from pipelines.scene import find_scenes
 
     try:
         scenes = find_scenes(scene_dir, broken_links=True)  # report dangling links, never skip silently
-        options = ScanOptions(detectors=_split(detectors), device=device, tile_size=tile_size, overlap=overlap)
-        for kind in ("sar", "optical"):
-            options.detectors_for(kind)  # validate names before any work
         from detectors.registry import resolve_device
         resolve_device(device)
+        options = ScanOptions(detectors=_split(detectors), device=device, tile_size=tile_size, overlap=overlap,
+                              detector_options=parse_detector_options(option))
+        options.validate()  # names and options, before any work
     except (OrbitwatchError, DetectorError) as exc:
         console.print(f"[red]error:[/red] {_show(exc)}")
         raise typer.Exit(2) from exc
@@ -122,12 +123,19 @@ def list_detectors_cmd() -> None:
     """List the registered detectors."""
     from detectors.registry import _FACTORIES, detector_modality, list_detectors
 
-    table = Table(title="detectors")
+    from detectors.registry import detector_options
+
+    table = Table(title="detectors (options: scan --option NAME.KEY=VALUE)")
     table.add_column("name")
     table.add_column("modality")
     table.add_column("version")
+    table.add_column("options")
     for name in list_detectors():
-        table.add_row(name, detector_modality(name), str(getattr(_FACTORIES[name], "version", "")))
+        version = getattr(_FACTORIES[name], "version", "")
+        if not isinstance(version, str):  # weights-dependent (a property): the code revision
+            version = str(getattr(_FACTORIES[name], "code_version", ""))
+        opts = detector_options(name)
+        table.add_row(name, detector_modality(name), version, ", ".join(opts) or "-")
     Console().print(table)
 
 

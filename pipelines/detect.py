@@ -20,6 +20,7 @@ compute and post-processing when a benchmark asks for it and costs nothing other
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -35,7 +36,7 @@ import torch
 from detectors import Detection, detector_modality, get_detector, list_detectors
 from detectors.fire.clusters import cluster_fire_pixels, firemap_to_pixels
 from pipelines.alerts.model import Alert, make_alert_id
-from pipelines.errors import OrbitwatchError, SceneError
+from pipelines.errors import OrbitwatchError, SceneError, ScanOptionError
 from pipelines.scene import Scene, Tile, iter_tiles, open_scene
 from pipelines.scene.tiling import dedupe_by_distance
 
@@ -81,11 +82,43 @@ class ScanOptions:
     #: Same-shape tiles stacked per ``detect_batch`` call; None: AUTO_BATCH_CUDA on CUDA, 1 on CPU.
     #: Results do not depend on it (tests/test_streaming.py checks batched == unbatched).
     batch_size: int | None = None
+    #: Keyword options per detector name, passed to its constructor (``get_detector``): e.g.
+    #: ``{"sar-fused": {"learned": {"fine_threshold": None}}}`` turns the learned detector's fine
+    #: pass off. Parsed from ``--option NAME.KEY=VALUE`` by :func:`parse_detector_options`.
+    detector_options: dict[str, dict[str, Any]] | None = None
 
     def detectors_for(self, kind: str) -> list[str]:
         if not self.detectors:
             return [d for d in DEFAULT_DETECTORS[kind] if d in list_detectors(kind)]
         return [d for d in self.detectors if detector_modality(d) == kind]
+
+    def options_for(self, name: str) -> dict[str, Any]:
+        """The keyword options given for detector ``name`` (empty when none)."""
+        return dict((self.detector_options or {}).get(name) or {})
+
+    def validate(self) -> None:
+        """Check names and options before any scene is read: unknown detectors, options for a
+        detector this scan does not run (they would silently do nothing) and options its
+        constructor rejects (by building it once; :func:`load_detector` keeps it for the scan).
+
+        Raises UnknownDetectorError / ScanOptionError / DetectorInputError (a ValueError).
+        """
+        running = set()
+        for kind in ("sar", "optical"):
+            running.update(self.detectors_for(kind))
+        for name, opts in (self.detector_options or {}).items():
+            detector_modality(name)  # unknown name -> UnknownDetectorError
+            if name not in running:
+                raise ScanOptionError(f"options given for {name}, which this scan does not run "
+                                      f"(it runs {', '.join(sorted(running))})")
+            if not isinstance(opts, dict):
+                raise ScanOptionError(f"options for {name} must be a mapping of keyword -> value, got {opts!r}")
+            from detectors.errors import DetectorError
+
+            try:
+                load_detector(name, self.device, opts)
+            except DetectorError as exc:
+                raise ScanOptionError(f"{name} with options {json.dumps(opts, default=str)}: {exc}") from exc
 
 
 @dataclass(slots=True)
@@ -173,15 +206,65 @@ class _NoTimer:
 
 _NO_TIMER = _NoTimer()
 
-_DETECTOR_CACHE: dict[tuple[str, str], Any] = {}
+_DETECTOR_CACHE: dict[tuple[str, str, str], Any] = {}
 
 
-def load_detector(name: str, device: str | None) -> Any:
-    """Build each (detector, device) once per process: weights load and CUDA warm-up are not free."""
-    key = (name, str(device))
+def load_detector(name: str, device: str | None, options: dict[str, Any] | None = None) -> Any:
+    """Build each (detector, device, options) once per process: weights load and CUDA warm-up
+    are not free."""
+    key = (name, str(device), json.dumps(options or {}, sort_keys=True, default=str))
     if key not in _DETECTOR_CACHE:
-        _DETECTOR_CACHE[key] = get_detector(name, device=device)
+        _DETECTOR_CACHE[key] = get_detector(name, device=device, **(options or {}))
     return _DETECTOR_CACHE[key]
+
+
+#: Option keys that are not the detector's to take: the device comes from ScanOptions.device.
+_RESERVED_OPTIONS = ("device",)
+
+
+def _option_value(text: str) -> Any:
+    """``0.5`` -> 0.5, ``true`` -> True, ``none``/``null`` -> None, ``[2, 4]`` -> [2, 4]; anything
+    else stays a string (a path, a name)."""
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_detector_options(items: Sequence[str] | None) -> dict[str, dict[str, Any]] | None:
+    """``["sar-learned.fine_threshold=none", "sar-fused.learned.score_threshold=0.5"]`` ->
+    ``{"sar-learned": {"fine_threshold": None}, "sar-fused": {"learned": {"score_threshold": 0.5}}}``.
+
+    Why dotted keys: ``sar-fused`` takes its inner detectors' options as mappings (``learned``,
+    ``cfar``), so one syntax reaches every level. Values are JSON where they parse as JSON.
+    Raises ScanOptionError naming the malformed item.
+    """
+    if not items:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        parts = [p.strip() for p in key.split(".")]
+        if not sep or len(parts) < 2 or not all(parts):
+            raise ScanOptionError(f"option {item!r} is not DETECTOR.KEY=VALUE "
+                                  "(e.g. sar-fused.learned.fine_threshold=none)")
+        if any(p in _RESERVED_OPTIONS for p in parts[1:]):
+            raise ScanOptionError(f"option {item!r}: the device is set for the whole scan (--device), not per detector")
+        node: dict[str, Any] = out.setdefault(parts[0], {})
+        for p in parts[1:-1]:
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                raise ScanOptionError(f"option {item!r}: {p} was already given a value")
+            node = nxt
+        if isinstance(node.get(parts[-1]), dict):
+            raise ScanOptionError(f"option {item!r}: {parts[-1]} already holds options of its own")
+        node[parts[-1]] = _option_value(value)
+    return out
 
 
 def _load_detectors(names: list[str], options: ScanOptions, notes: list[str]) -> tuple[list[str], list[Any]]:
@@ -193,14 +276,14 @@ def _load_detectors(names: list[str], options: ScanOptions, notes: list[str]) ->
     dets: list[Any] = []
     for name in names:
         try:
-            det = load_detector(name, options.device)
+            det = load_detector(name, options.device, options.options_for(name))
         except WeightsError as exc:
             fallback = CLASSICAL_FALLBACK.get(name)
             if options.detectors or fallback is None:
                 raise
             log.warning("%s unavailable (%s); scanning with %s instead", name, exc, fallback)
             notes.append(f"{name} unavailable ({exc}); used {fallback}")
-            name, det = fallback, load_detector(fallback, options.device)
+            name, det = fallback, load_detector(fallback, options.device, options.options_for(fallback))
         used.append(name)
         dets.append(det)
     return used, dets

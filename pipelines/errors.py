@@ -76,3 +76,7 @@ class WebhookTimestampError(WebhookSignatureError):
 
 class StorageError(OrbitwatchError, RuntimeError):
     """Onboard storage cannot take an item (larger than the whole store) or was misused."""
+
+
+class ScanOptionError(OrbitwatchError, ValueError):
+    """A scan option is malformed or names a detector the scan does not run (``--option``)."""

@@ -592,6 +592,11 @@ class CfarDetector:
     modality = "sar"
     version = "1.0"  # bump when detections change for the same input (flow caches key on it)
 
+    @staticmethod
+    def option_names() -> list[str]:
+        """The ``**params`` it takes: the fields of :class:`CfarParams` (``get_detector`` checks them)."""
+        return sorted(f.name for f in fields(CfarParams))
+
     def __init__(self, device: torch.device | str | None = None, **params: object) -> None:
         names = {f.name for f in fields(CfarParams)}
         unknown = sorted(set(params) - names)

@@ -106,6 +106,10 @@ class FusedSarDetector:
         if unconfirmed_min_score is not None and not 0.0 <= float(unconfirmed_min_score) <= 1.0:
             raise DetectorInputError(f"{self.name}: unconfirmed_min_score must be in [0, 1], got {unconfirmed_min_score}")
         self.unconfirmed_min_score = None if unconfirmed_min_score is None else float(unconfirmed_min_score)
+        for key, opts in (("learned", learned), ("cfar", cfar)):
+            if opts is not None and not isinstance(opts, dict):
+                raise DetectorInputError(f"{self.name}: {key} takes the inner detector's options as a mapping "
+                                         f"(e.g. {key}.<option>=<value>), got {opts!r}")
         from detectors.sar.cfar import CfarDetector
         from detectors.sar.learned import LearnedSarDetector
 

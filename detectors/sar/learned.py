@@ -925,6 +925,14 @@ class _SarLearnedBase:
                                  valid=None if valid is None else valid[None])[0]
 
 
+def _known_options(cls: type) -> str:
+    """The keyword options a detector class takes, for error messages."""
+    import inspect
+
+    return ", ".join(sorted(p.name for p in inspect.signature(cls.__init__).parameters.values()
+                            if p.name not in ("self", "device") and p.kind is not p.VAR_KEYWORD))
+
+
 @register("sar-learned", "sar")
 class LearnedSarDetector(_SarLearnedBase):
     """The CenterNet run by torch on ``device`` (CPU or CUDA)."""
@@ -943,7 +951,7 @@ class LearnedSarDetector(_SarLearnedBase):
         ``fine_threshold``: the fine confirmation pass for small boats (:data:`FINE_THRESHOLD`;
         None: off)."""
         if kw:
-            raise DetectorInputError(f"sar-learned: unknown options {sorted(kw)}")
+            raise DetectorInputError(f"sar-learned: unknown option(s) {', '.join(sorted(kw))}; known: {_known_options(type(self))}")
         net, meta = load_checkpoint(weights, sha256)
         super().__init__(device, score_threshold, meta)
         self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold)
@@ -976,7 +984,7 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
         from detectors.onnx_runtime import make_session, onnx_metadata
 
         if kw:
-            raise DetectorInputError(f"sar-learned-onnx: unknown options {sorted(kw)}")
+            raise DetectorInputError(f"sar-learned-onnx: unknown option(s) {', '.join(sorted(kw))}; known: {_known_options(type(self))}")
         path = verify_weights(ONNX_FILE if weights is None else weights, sha256)
         meta = onnx_metadata(path)
         super().__init__(device, score_threshold, meta)

@@ -11,7 +11,15 @@
 #     g  --group-focus 0.5: half the object-centred generated crops on a lifeboat with another
 #        lifeboat within 40 m (1.3.0 under-scores the second boat of a group)
 #     h  the control: the same without --group-focus
-# INIT (default: the shipped weights) is what c, g and h fine-tune. To repeat a round, set it to
+#   ROUND=1.5.0  two fine-tunes of the shipped 1.4.0 weights (7 batch workers each, all 900
+#     scenes, same budget and learning rate), for the lifeboat recall issue 3 still misses:
+#     k  --hard-focus 0.3: a third of the generated crops centred on 1.4.0's own errors on its
+#        training scenes (missed objects, false peaks: train_sar.hard_examples). Tried on the CPU
+#        at batch 32 for ~2,200 iterations (benchmarks/results/train_sar_cpu_1.5.0/), where both it
+#        and its control lost recall; this is the same idea at the GPU runs' batch and length.
+#     l  the control: the same without --hard-focus
+#     Plan and choice rule, written before either exists: benchmarks/results/train_sar_gpu_1.5.0/PLAN.txt
+# INIT (default: the shipped weights) is what c, g, h, k and l fine-tune. To repeat a round, set it to
 # the weights that round started from (sha256 checked against INIT's .sha256 file):
 #   ROUND=1.3.0: 1.2.0, e.g. git show c3f9144:detectors/weights/sar_centernet.pt (and .pt.sha256)
 #   ROUND=1.4.0: 1.3.0, git show 97eaa3c:detectors/weights/sar_centernet.pt (and .pt.sha256)
@@ -72,6 +80,9 @@ if [ "$ROUND" = 1.3.0 ]; then
     train a --seed 10 --widths 16,32,48,64 --fpn 24 --lr 3e-3 --version 1.3.0-a &
     train b --seed 11 --widths 24,48,96,128 --fpn 32 --lr 3e-3 --version 1.3.0-b &
     train c --seed 12 --init $INIT --lr 1e-3 --version 1.3.0-c &
+elif [ "$ROUND" = 1.5.0 ]; then
+    train k --seed 25 --init $INIT --lr 1e-3 --hard-focus 0.3 --version 1.5.0-k &
+    train l --seed 26 --init $INIT --lr 1e-3 --version 1.5.0-l &
 else
     train g --seed 23 --init $INIT --lr 1e-3 --group-focus 0.5 --version 1.4.0-g &
     train h --seed 24 --init $INIT --lr 1e-3 --version 1.4.0-h &

@@ -27,6 +27,18 @@ def _split(values: Optional[list[str]]) -> list[str] | None:
     return out or None
 
 
+def _options(items: Optional[list[str]]) -> dict[str, dict[str, Any]] | None:
+    """``--option DETECTOR.KEY=VALUE`` items -> the flows' ``detector_options``; exit 2 when malformed."""
+    from pipelines.detect import parse_detector_options
+    from pipelines.errors import ScanOptionError
+
+    try:
+        return parse_detector_options(items)
+    except ScanOptionError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
 def _finish(state: Any) -> None:
     """Print the flow's return value as JSON on stdout; exit 1 unless the run Completed."""
     result = state.result(raise_on_failure=False)
@@ -51,13 +63,15 @@ def scan_folder_cmd(
     threads: Annotated[int, typer.Option(help="Scenes in parallel when not on Dask.")] = 2,
     dask_address: Annotated[Optional[str], typer.Option(help="Run per-scene tasks on this Dask scheduler (tcp://host:8786).")] = None,
     dask_workers: Annotated[int, typer.Option(help="Start a temporary local Dask cluster with this many worker processes.")] = 0,
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-O", help="A detector option, DETECTOR.KEY=VALUE (repeatable); see `orbitwatch detectors`.")] = None,
 ) -> None:
     """Scan a folder of scenes as a Prefect flow run (resumable, cached, optionally on Dask)."""
     from pipelines.flows.scan import scan_folder
 
     state = scan_folder(str(scene_dir), str(out_dir), detectors=_split(detectors), device=device,
                         tile_size=tile_size, resume=resume, strict=strict, threads=threads,
-                        dask_address=dask_address, dask_workers=dask_workers, return_state=True)
+                        dask_address=dask_address, dask_workers=dask_workers,
+                        detector_options=_options(option), return_state=True)
     _finish(state)
 
 
@@ -67,11 +81,13 @@ def scan_scene_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder (the GeoJSON goes to scenes/).")] = Path("out/flows"),
     detectors: Annotated[Optional[list[str]], typer.Option("--detectors", "-d", help="Detector names, comma-separated.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (cuda:N).")] = "auto",
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-O", help="A detector option, DETECTOR.KEY=VALUE (repeatable); see `orbitwatch detectors`.")] = None,
 ) -> None:
     """Scan one scene bundle as a Prefect flow run."""
     from pipelines.flows.scan import scan_scene
 
-    _finish(scan_scene(str(scene), str(out_dir), detectors=_split(detectors), device=device, return_state=True))
+    _finish(scan_scene(str(scene), str(out_dir), detectors=_split(detectors), device=device,
+                       detector_options=_options(option), return_state=True))
 
 
 @flows_app.command("deliver-alerts")
@@ -96,13 +112,14 @@ def onboard_pass_cmd(
     node_config: Annotated[Optional[Path], typer.Option(help="Node config (.json/.toml).")] = None,
     detectors: Annotated[Optional[list[str]], typer.Option("--detectors", "-d", help="Detector names, comma-separated.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (cuda:N).")] = "auto",
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-O", help="A detector option, DETECTOR.KEY=VALUE (repeatable); see `orbitwatch detectors`.")] = None,
 ) -> None:
     """Process affordable collects and queue their alerts (+ scene headers) for downlink."""
     from pipelines.flows.onboard import onboard_pass
 
     _finish(onboard_pass(str(inbox), str(queue), energy_wh=energy_wh, state_of_charge=state_of_charge,
                          node_config=str(node_config) if node_config else None, detectors=_split(detectors),
-                         device=device, return_state=True))
+                         device=device, detector_options=_options(option), return_state=True))
 
 
 @flows_app.command("downlink-contact")

@@ -66,12 +66,12 @@ SCENES_DIR = "scenes"
 
 # ------------------------------------------------------------------------- plain functions
 def scan_options(detectors: list[str] | None = None, device: str = "auto", tile_size: int = 2048,
-                 overlap: int | None = None) -> ScanOptions:
-    """Flow parameters -> ScanOptions, validating detector names before any task is submitted."""
+                 overlap: int | None = None, detector_options: dict[str, dict[str, Any]] | None = None) -> ScanOptions:
+    """Flow parameters -> ScanOptions, validating detector names and options before any task is
+    submitted (an unknown name or option fails the flow run once, not once per scene)."""
     options = ScanOptions(detectors=list(detectors) if detectors else None, device=device,
-                          tile_size=tile_size, overlap=overlap)
-    for kind in ("sar", "optical"):
-        options.detectors_for(kind)  # raises UnknownDetectorError early, not once per scene
+                          tile_size=tile_size, overlap=overlap, detector_options=detector_options or None)
+    options.validate()
     return options
 
 
@@ -229,14 +229,18 @@ def merge_alerts(out: str, fingerprints: list[str]) -> dict[str, Any]:
 @flow(name="scan-scene", log_prints=False)
 def scan_scene(scene: str, out_dir: str = "out/flows", detectors: list[str] | None = None,
                device: str = "auto", tile_size: int = 2048, overlap: int | None = None,
-               gpu_exclusive: bool | None = None, gpu_limit: str = GPU_LIMIT) -> dict[str, Any]:
+               gpu_exclusive: bool | None = None, gpu_limit: str = GPU_LIMIT,
+               detector_options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Scan one scene bundle and write ``<out_dir>/scenes/<stem>.geojson``.
+
+    ``detector_options``: keyword options per detector name, e.g.
+    ``{"sar-fused": {"learned": {"fine_threshold": null}}}`` (``orbitwatch detectors`` lists them).
 
     Returns ``{"path", "scene", "kind", "geojson", "alerts", "by_kind", "tiles", ...}``. A bad
     bundle fails the flow run (there is nothing else it could report).
     """
     logger = get_run_logger()
-    options = scan_options(detectors, device, tile_size, overlap)
+    options = scan_options(detectors, device, tile_size, overlap, detector_options)
     detected = detect_scene(scene, options, gpu_exclusive=gpu_exclusive, gpu_limit=gpu_limit)
     summary = write_scene_alerts(detected, str(scene_geojson_path(Path(scene), Path(out_dir))))
     logger.info("%s: %d alert(s) -> %s", summary["scene"], summary["alerts"], summary["geojson"])
@@ -287,8 +291,12 @@ def scan_folder(scene_dir: str = "sample_scenes", out_dir: str = "out/flows",
                 overlap: int | None = None, resume: bool = True, strict: bool = False,
                 threads: int = 2, dask_address: str | None = None, dask_workers: int = 0,
                 gpu_exclusive: bool | None = None, gpu_limit: str = GPU_LIMIT,
-                gpu_slots: int = 1) -> dict[str, Any] | State:
+                gpu_slots: int = 1, detector_options: dict[str, dict[str, Any]] | None = None,
+                ) -> dict[str, Any] | State:
     """Scan every bundle under ``scene_dir`` into ``<out_dir>/alerts.geojson`` (+ one file per scene).
+
+    ``detector_options``: keyword options per detector name (as for ``scan-scene``); they are part
+    of each scene's fingerprint, so changing them redoes the scenes.
 
     Resumable: scenes finished by an earlier run (same fingerprint) are skipped. Per-scene tasks
     run on ``threads`` threads, on the Dask cluster at ``dask_address``, or on a temporary local
@@ -296,7 +304,7 @@ def scan_folder(scene_dir: str = "sample_scenes", out_dir: str = "out/flows",
     Returns the report (also written to ``<out_dir>/report.json``).
     """
     logger = get_run_logger()
-    options = scan_options(detectors, device, tile_size, overlap)
+    options = scan_options(detectors, device, tile_size, overlap, detector_options)
     out_path = Path(out_dir)
     alerts_out = out_path / ALERTS_NAME
     plan = plan_scenes(scene_dir, out_dir, options, resume)
