@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from detectors.sar.ambiguity import MIN_SEPARATION_M, ghost_flags, parent_offsets, parents
+from detectors.sar.ambiguity import MAX_VOTING_PARENTS, MIN_SEPARATION_M, ghost_flags, parent_offsets, parents
 
 SEA_DB = -20.0
 
@@ -166,3 +166,32 @@ def test_an_evidence_only_ghost_confirms_the_offset_of_a_reported_one() -> None:
     # ... and a reported boat with no possible parent leaves the evidence unexamined.
     flags, offsets = ghost_flags(db, [(652.0, 601.0), (230.0, 306.0), (570.0, 306.0)], SEA_DB, n_report=1)
     assert flags == [False, False, False] and offsets == []
+
+
+def test_a_candidate_in_a_bright_streak_does_not_confirm_an_offset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A candidate whose columns hold bright rows at many distances (a coast, an urban block) has
+    a "parent" at almost any offset: its vote would confirm a coincidence, and the real boat that
+    supplied the other vote would be dropped as a ghost (seen on validation scenes)."""
+    db = _tile()
+    # A real boat with one bright target 150 m up its columns (a possible parent, nothing more).
+    _rect(db, 500, 505, 200, 203, SEA_DB + 16)
+    _rect(db, 347, 357, 199, 204, SEA_DB + 50)
+    # A faint peak in a streak: bright point targets every ~12 rows in its columns.
+    _rect(db, 650, 653, 600, 603, SEA_DB + 12)
+    for r in range(416, 790, 12):
+        if abs(r - 650) >= MIN_SEPARATION_M:
+            _rect(db, r, r + 2, 599, 604, SEA_DB + 45)
+    boat, streak = (502.0, 201.0), (651.0, 601.0)
+    assert len(parent_offsets(db, streak, SEA_DB)[0]) > MAX_VOTING_PARENTS
+    flags, offsets = ghost_flags(db, [boat, streak], SEA_DB)
+    assert flags == [False, False] and offsets == []
+    # Had the streak voted, its parent at ~150 m would have confirmed the boat's and dropped it.
+    import detectors.sar.ambiguity as amb
+
+    monkeypatch.setattr(amb, "MAX_VOTING_PARENTS", 10**6)
+    assert ghost_flags(db, [boat, streak], SEA_DB)[0][0] is True
+    monkeypatch.undo()
+    # A ghost pair with one parent each still confirms its offset (the streak does not stop it).
+    _ship_and_ghosts(db, 150, 400, 412, offset=120)
+    flags, offsets = ghost_flags(db, [(30.0, 406.0), (270.0, 406.0), boat, streak], SEA_DB)
+    assert flags[:3] == [True, True, False] and len(offsets) == 1 and abs(offsets[0] - 120) <= 3

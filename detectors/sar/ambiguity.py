@@ -23,7 +23,10 @@ higher-order copies do not, and a test that trusts one number fails silently whe
    is brighter than a ghost of that parent can be.
 2. An offset is *confirmed* when at least two different candidates have a possible parent at
    that offset (within :data:`OFFSET_TOL_M`) spanning the same columns: the two ghosts either
-   side of one ship, or the ghosts of two ships. Only the best-supported offset of a tile is
+   side of one ship, or the ghosts of two ships. A candidate with more than
+   :data:`MAX_VOTING_PARENTS` possible parents does not vote: in a bright streak a parent lies at
+   almost any distance (on validation scenes such votes confirmed offsets that then dropped real
+   lifeboats). Only the best-supported offset of a tile is
    kept (one collect, one displacement). A real boat that happens to share its range columns
    with a bright ship is kept, because the distance between them is arbitrary and does not
    repeat. The detector passes its sub-threshold heatmap peaks as candidates too: a faint ghost
@@ -84,6 +87,12 @@ SINGLE_MIN_CORR = 0.8
 SINGLE_MIN_SPREAD = 0.8
 #: Half-size of the profile windows (working pixels): at least this, or the candidate's box.
 PROFILE_HALF_PX = 8
+#: A candidate with more possible parents than this votes for no offset (step 2): it sits in a
+#: bright streak (a coastline or urban block in its columns, a long sidelobe), where runs of bright
+#: rows lie at almost every distance, so "a parent at the offset" is no evidence. One object gives
+#: one parent; a ship's ghost near another bright target, two or three. It is still flagged when
+#: others confirm an offset it matches.
+MAX_VOTING_PARENTS = 3
 
 
 def _col_span(db: np.ndarray, r: int, c: int, drop_db: float, max_half: int = 200) -> tuple[int, int]:
@@ -253,13 +262,14 @@ def ghost_flags(db: np.ndarray, candidates: Sequence[tuple[float, float]], media
     else:
         found += [[] for _ in candidates[n:]]
     offs = [[p.offset_m for p in lst if _offset_evidence(p)] for lst in found]
+    votes = [o if len(o) <= MAX_VOTING_PARENTS else [] for o in offs]  # streaks vote for nothing
     # One collect has one ambiguity displacement (the first order; higher orders are far
     # fainter): keep the best-supported offset only, so two coincidences cannot add a second.
     best: tuple[int, float] | None = None
-    for m in sorted({round(abs(o), 1) for lst in offs for o in lst}):
-        support = sum(any(abs(abs(o) - m) <= OFFSET_TOL_M for o in lst) for lst in offs)
+    for m in sorted({round(abs(o), 1) for lst in votes for o in lst}):
+        support = sum(any(abs(abs(o) - m) <= OFFSET_TOL_M for o in lst) for lst in votes)
         if support >= MIN_SUPPORT and (best is None or support > best[0]):
-            near = [abs(o) for lst in offs for o in lst if abs(abs(o) - m) <= OFFSET_TOL_M]
+            near = [abs(o) for lst in votes for o in lst if abs(abs(o) - m) <= OFFSET_TOL_M]
             best = (support, float(np.median(near)))
     confirmed = [] if best is None else [best[1]]
     flags = [any(abs(abs(o) - c) <= OFFSET_TOL_M for o in lst for c in confirmed) or any(map(_single_copy, ps))
