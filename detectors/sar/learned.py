@@ -188,8 +188,9 @@ FINE_RADIUS_M = 3.0
 FINE_WINDOW_PX = 192
 #: Bump when decoding/post-processing changes detections for the same weights (2: azimuth ghosts
 #: and the coarse-grid pyramid; 3: ghost evidence below the threshold, lone ship-sized ghosts;
-#: 4: the fine confirmation pass for small boats). A non-default fine pass shows in :attr:`version`.
-POSTPROCESS_REVISION = 4
+#: 4: the fine confirmation pass for small boats; 5: candidates in bright streaks do not vote for a
+#: ghost offset, ambiguity.MAX_VOTING_PARENTS). A non-default fine pass shows in :attr:`version`.
+POSTPROCESS_REVISION = 5
 NMS_IOU = 0.3
 MAX_PEAKS = 200
 _MIN_SPACING_M, _MAX_SPACING_M = 0.05, 20.0
