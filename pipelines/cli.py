@@ -121,9 +121,7 @@ def scan(
 @app.command("detectors")
 def list_detectors_cmd() -> None:
     """List the registered detectors."""
-    from detectors.registry import _FACTORIES, detector_modality, list_detectors
-
-    from detectors.registry import detector_options
+    from detectors.registry import _FACTORIES, detector_modality, detector_options, list_detectors
 
     table = Table(title="detectors (options: scan --option NAME.KEY=VALUE)")
     table.add_column("name")

@@ -101,7 +101,8 @@ class ScanOptions:
         detector this scan does not run (they would silently do nothing) and options its
         constructor rejects (by building it once; :func:`load_detector` keeps it for the scan).
 
-        Raises UnknownDetectorError / ScanOptionError / DetectorInputError (a ValueError).
+        Raises UnknownDetectorError, or ScanOptionError naming the detector, its options and what
+        its constructor said.
         """
         running = set()
         for kind in ("sar", "optical"):
