@@ -117,7 +117,7 @@ from torch import nn
 
 from detectors.errors import DetectorInputError, WeightsError
 from detectors.sar.ambiguity import ghost_flags
-from detectors.registry import register
+from detectors.registry import detector_options, register
 from detectors.types import LIFEBOAT_MAX_LENGTH_M, Detection
 
 log = logging.getLogger(__name__)
@@ -927,14 +927,6 @@ class _SarLearnedBase:
                                  valid=None if valid is None else valid[None])[0]
 
 
-def _known_options(cls: type) -> str:
-    """The keyword options a detector class takes, for error messages."""
-    import inspect
-
-    return ", ".join(sorted(p.name for p in inspect.signature(cls.__init__).parameters.values()
-                            if p.name not in ("self", "device") and p.kind is not p.VAR_KEYWORD))
-
-
 @register("sar-learned", "sar")
 class LearnedSarDetector(_SarLearnedBase):
     """The CenterNet run by torch on ``device`` (CPU or CUDA)."""
@@ -953,7 +945,7 @@ class LearnedSarDetector(_SarLearnedBase):
         ``fine_threshold``: the fine confirmation pass for small boats (:data:`FINE_THRESHOLD`;
         None: off)."""
         if kw:
-            raise DetectorInputError(f"sar-learned: unknown option(s) {', '.join(sorted(kw))}; known: {_known_options(type(self))}")
+            raise DetectorInputError(f"sar-learned: unknown option(s) {', '.join(sorted(kw))}; known: {', '.join(detector_options(self.name))}")
         net, meta = load_checkpoint(weights, sha256)
         super().__init__(device, score_threshold, meta)
         self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold)
@@ -986,7 +978,7 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
         from detectors.onnx_runtime import make_session, onnx_metadata
 
         if kw:
-            raise DetectorInputError(f"sar-learned-onnx: unknown option(s) {', '.join(sorted(kw))}; known: {_known_options(type(self))}")
+            raise DetectorInputError(f"sar-learned-onnx: unknown option(s) {', '.join(sorted(kw))}; known: {', '.join(detector_options(self.name))}")
         path = verify_weights(ONNX_FILE if weights is None else weights, sha256)
         meta = onnx_metadata(path)
         super().__init__(device, score_threshold, meta)
