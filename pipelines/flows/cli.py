@@ -27,6 +27,11 @@ def _split(values: Optional[list[str]]) -> list[str] | None:
     return out or None
 
 
+#: ``--option`` as every flow command takes it.
+DetectorOptionItems = Annotated[Optional[list[str]], typer.Option(
+    "--option", "-O", help="A detector option, DETECTOR.KEY=VALUE (repeatable); see `orbitwatch detectors`.")]
+
+
 def _options(items: Optional[list[str]]) -> dict[str, dict[str, Any]] | None:
     """``--option DETECTOR.KEY=VALUE`` items -> the flows' ``detector_options``; exit 2 when malformed."""
     from pipelines.detect import parse_detector_options
@@ -63,7 +68,7 @@ def scan_folder_cmd(
     threads: Annotated[int, typer.Option(help="Scenes in parallel when not on Dask.")] = 2,
     dask_address: Annotated[Optional[str], typer.Option(help="Run per-scene tasks on this Dask scheduler (tcp://host:8786).")] = None,
     dask_workers: Annotated[int, typer.Option(help="Start a temporary local Dask cluster with this many worker processes.")] = 0,
-    option: Annotated[Optional[list[str]], typer.Option("--option", "-O", help="A detector option, DETECTOR.KEY=VALUE (repeatable); see `orbitwatch detectors`.")] = None,
+    option: DetectorOptionItems = None,
 ) -> None:
     """Scan a folder of scenes as a Prefect flow run (resumable, cached, optionally on Dask)."""
     from pipelines.flows.scan import scan_folder
@@ -81,7 +86,7 @@ def scan_scene_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder (the GeoJSON goes to scenes/).")] = Path("out/flows"),
     detectors: Annotated[Optional[list[str]], typer.Option("--detectors", "-d", help="Detector names, comma-separated.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (cuda:N).")] = "auto",
-    option: Annotated[Optional[list[str]], typer.Option("--option", "-O", help="A detector option, DETECTOR.KEY=VALUE (repeatable); see `orbitwatch detectors`.")] = None,
+    option: DetectorOptionItems = None,
 ) -> None:
     """Scan one scene bundle as a Prefect flow run."""
     from pipelines.flows.scan import scan_scene
@@ -112,7 +117,7 @@ def onboard_pass_cmd(
     node_config: Annotated[Optional[Path], typer.Option(help="Node config (.json/.toml).")] = None,
     detectors: Annotated[Optional[list[str]], typer.Option("--detectors", "-d", help="Detector names, comma-separated.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (cuda:N).")] = "auto",
-    option: Annotated[Optional[list[str]], typer.Option("--option", "-O", help="A detector option, DETECTOR.KEY=VALUE (repeatable); see `orbitwatch detectors`.")] = None,
+    option: DetectorOptionItems = None,
 ) -> None:
     """Process affordable collects and queue their alerts (+ scene headers) for downlink."""
     from pipelines.flows.onboard import onboard_pass
