@@ -48,7 +48,7 @@ def _scores(tp: int, fp: int, fn: int) -> dict[str, float]:
 def eval_generated(algorithms: list[str], sensors: list[str], seeds: list[int], trap_seeds: list[int],
                    size: int, device: str) -> dict[str, Any]:
     """Pixel and cluster scores on fire tiles, false alerts on trap-only tiles, per algorithm/sensor."""
-    from pipelines.synth.optical import make_optical_tile, make_trap_only_tile
+    from detectors.synth.optical import make_optical_tile, make_trap_only_tile
 
     out: dict[str, Any] = {}
     for sensor in sensors:

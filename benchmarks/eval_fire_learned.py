@@ -83,7 +83,7 @@ def _masks(dets: dict[str, Any], bands: dict[str, np.ndarray], px: float, device
 def eval_generated(sensors: list[str], seeds: list[int], trap_seeds: list[int], size: int, device: str,
                    dets: dict[str, Any]) -> dict[str, Any]:
     """Per sensor and combination: pixel scores, cluster recall, false alerts, trap-only alerts."""
-    from pipelines.synth.optical import make_optical_tile, make_trap_only_tile
+    from detectors.synth.optical import make_optical_tile, make_trap_only_tile
 
     out: dict[str, Any] = {}
     for sensor in sensors:
@@ -237,8 +237,8 @@ def error_analysis(det: Any, n_tiles: int, size: int, seed0: int = 5000) -> dict
     """
     from scipy import ndimage
 
+    from detectors.synth.optical import make_optical_tile
     from detectors.training.train_fire import tile_params
-    from pipelines.synth.optical import make_optical_tile
 
     rng = np.random.default_rng(0)
     tp = fp = fn = 0

@@ -142,7 +142,7 @@ def lifeboat_snr(sigma0: np.ndarray, valid: np.ndarray, land: np.ndarray, truth:
 
 def eval_generated(dets_by: dict[str, Any], seeds: list[int], size: int, spacing: float, land_mask: bool,
                    onnx: Any | None = None) -> dict[str, Any]:
-    from pipelines.synth.sar import make_sar_scene
+    from detectors.synth.sar import make_sar_scene
 
     rows: dict[str, list] = {m: [] for m in METHODS}
     causes: dict[str, dict[str, int]] = {m: {} for m in METHODS}

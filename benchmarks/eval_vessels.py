@@ -125,7 +125,7 @@ def metrics(pairs_per_image: list[tuple[list[Detection], list[dict[str, Any]], l
 def eval_synthetic(det: Any, seeds: Sequence[int], size: int, spacing: float, land_mask: bool) -> dict[str, Any]:
     import torch
 
-    from pipelines.synth.sar import make_sar_scene
+    from detectors.synth.sar import make_sar_scene
 
     rows = []
     for seed in seeds:

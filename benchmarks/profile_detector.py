@@ -1,6 +1,6 @@
 """Where one detector's time goes on one tile: cProfile of repeated ``detect`` calls (after a
 warm-up), CUDA-synchronised, printed as the top functions by own time. Needs only torch/numpy
-(the generated scene comes from pipelines.synth, which imports neither rasterio nor prefect).
+(the generated scene comes from detectors.synth, which imports neither rasterio nor prefect).
 
     python benchmarks/profile_detector.py --detector sar-learned --device cuda --size 4096
 """
@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detectors import get_detector  # noqa: E402
-from pipelines.synth.sar import make_sar_scene  # noqa: E402
+from detectors.synth.sar import make_sar_scene  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

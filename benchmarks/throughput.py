@@ -233,7 +233,7 @@ class SarTiles:
 
 def make_sar_tiles(size: int, seed: int) -> SarTiles:
     """A seeded synthetic Capella GEO frame (clutter, land, vessels, lifeboats, traps)."""
-    from pipelines.synth.sar import make_sar_scene  # numpy/scipy only
+    from detectors.synth.sar import make_sar_scene  # numpy/scipy only
 
     gen = min(size, 4096)
     s = make_sar_scene(seed, rows=gen, cols=gen, spacing_m=SPOTLIGHT_SPACING_M, n_vessels=6,
@@ -266,7 +266,7 @@ class OpticalTiles:
 def make_optical_tiles(size: int, seed: int) -> OpticalTiles:
     """Seeded synthetic Landsat-8 tile; generated at <= 2048 px and repeated beyond (the generator
     is slow and fire density, not extent, is what the rules' cost depends on)."""
-    from pipelines.synth.optical import make_optical_tile  # numpy/scipy only
+    from detectors.synth.optical import make_optical_tile  # numpy/scipy only
 
     gen = min(size, 2048)
     t = make_optical_tile(seed=seed, rows=gen, cols=gen, pixel_size_m=30.0, sensor="landsat8",
@@ -557,7 +557,7 @@ def free_disk_bytes(path: Path) -> int:
 def spotlight_sidecar(rows: int, cols: int, seed: int, scale_factor: float, transform: Any, crs: Any) -> dict:
     """A Capella ``_extended.json`` for the generated GEO: the synthetic generator's sidecar (same
     keys as real products) resized, with the TIFF's geotransform and WKT filled in."""
-    from pipelines.synth.sar import make_sar_scene
+    from detectors.synth.sar import make_sar_scene
 
     tiny = make_sar_scene(seed, rows=256, cols=256, spacing_m=SPOTLIGHT_SPACING_M, land=False,
                           nodata_border=False, n_vessels=1, n_lifeboats=0, return_sigma0=False)

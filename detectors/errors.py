@@ -27,3 +27,11 @@ class UnknownDetectorError(DetectorError, KeyError):
 
 class WeightsError(DetectorError, RuntimeError):
     """Model weights are missing, corrupt or fail their checksum."""
+
+
+class SynthError(DetectorError, ValueError):
+    """A synthetic scene was requested with impossible parameters (sizes, counts, physics).
+
+    Lives here, not in ``pipelines.errors``, because the generator (``detectors.synth``) is
+    pure compute that training imports on a bare GPU box, where ``pipelines`` is off limits.
+    """

@@ -5,29 +5,44 @@ disk). Each finished scene's result is written atomically to ``<out>.parts/`` ke
 fingerprint of (file, size, mtime, detectors); the alerts file itself is rewritten atomically
 from all parts after every scene. Run again, finished scenes are skipped and every alert ends
 up in the output exactly once.
+
+Why failures are recorded too (``<out>.parts/failed/``): a scene that failed (ran past its time
+budget, was too large, could not be read) fails again the same way, and a resumed batch must not
+spend its energy on it every time. It is reported again, from the record, unless the run asks
+for ``retry_failed`` or the file or the budgets changed.
+
+Why a lock (``<out>.lock``): two scans on the same output would interleave their parts and
+rewrite each other's alerts file; the second one is refused before it touches anything. The lock
+is an OS file lock (``filelock``), so a killed holder releases it with its last file descriptor.
+
+A full disk (or any failed write) stops the batch: the alerts file being replaced is left as it
+was (writes go to a temporary file that is renamed only once complete), and the report says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import tempfile
+import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipelines.alerts.model import Alert, feature_collection
 from pipelines.detect import ScanOptions, SceneResult, scan_scene
-from pipelines.errors import OrbitwatchError, SceneError
+from pipelines.errors import OrbitwatchError, OutputLockedError, OutputWriteError, SceneError
 from pipelines.scene.reader import SIDECAR_SUFFIX, check_scene_path
 
 log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
+FAILED_DIR = "failed"  #: under the parts folder: one record per failed scene fingerprint
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -50,6 +65,8 @@ class SceneFailure:
     path: str
     error: str  # exception class name
     reason: str
+    #: True when this failure was read back from an earlier run's record, not retried now.
+    earlier: bool = False
 
 
 @dataclass(slots=True)
@@ -61,16 +78,20 @@ class BatchReport:
     alerts: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
+    #: Why the batch stopped before its last scene (an output could not be written); None if it did not.
+    aborted: str | None = None
+    scenes_not_run: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and self.aborted is None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "out": self.out, "ok": self.ok, "alerts": self.alerts, "by_kind": self.by_kind,
             "scenes_ok": self.scenes_ok, "scenes_skipped": self.scenes_skipped,
             "failures": [asdict(f) for f in self.failures], "results": self.results,
+            "aborted": self.aborted, "scenes_not_run": self.scenes_not_run,
         }
 
 
@@ -142,6 +163,79 @@ def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
+def lock_path(out: Path) -> Path:
+    return out.with_name(out.name + ".lock")
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold ``<out>.lock`` for a whole batch; raise OutputLockedError at once if another holds it.
+
+    The holder's pid, host and start time go to ``<out>.lock.json`` so that the refusal can say
+    who is writing (the lock file itself is only the lock).
+    """
+    from filelock import FileLock, Timeout
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    info = out.with_name(out.name + ".lock.json")
+    lock = FileLock(str(lock_path(out)), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        holder = ""
+        try:
+            doc = json.loads(info.read_text(encoding="utf-8"))
+            holder = f" (pid {doc.get('pid')} on {doc.get('host')}, since {doc.get('since')})"
+        except (OSError, ValueError):
+            pass
+        raise OutputLockedError(f"another orbitwatch scan is writing this output{holder}; wait for it to "
+                                "finish, or scan into another --out", out) from None
+    try:
+        with contextlib.suppress(OSError):
+            info.write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename,
+                                        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            info.unlink()
+        lock.release()
+
+
+def budget_key(options: ScanOptions) -> dict[str, Any]:
+    """The budgets a failure was met under: a failure recorded under other budgets is retried."""
+    return {"max_megapixels": options.max_megapixels, "scene_timeout_s": options.scene_timeout_s}
+
+
+def record_failure(pdir: Path, fp: str, fail: SceneFailure, options: ScanOptions) -> None:
+    """Remember a failed scene (by fingerprint) so that a resumed batch does not redo it unasked."""
+    doc = {"manifest_version": MANIFEST_VERSION, "path": fail.path, "error": fail.error,
+           "reason": fail.reason, "budgets": budget_key(options),
+           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        atomic_write_text(pdir / FAILED_DIR / f"{fp}.json", json.dumps(doc))
+    except OSError as exc:  # only a convenience for resume: never worth losing the batch over
+        log.warning("could not record the failure of %s: %s", fail.path, exc)
+
+
+def earlier_failure(pdir: Path, fp: str, options: ScanOptions) -> SceneFailure | None:
+    """The recorded failure of this fingerprint under the same budgets, or None."""
+    f = pdir / FAILED_DIR / f"{fp}.json"
+    try:
+        doc = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if doc.get("manifest_version") != MANIFEST_VERSION or doc.get("budgets") != budget_key(options):
+        return None
+    return SceneFailure(str(doc.get("path", "")), str(doc.get("error", "")),
+                        f"{doc.get('reason', '')} [failed in an earlier run at {doc.get('when', '?')}; "
+                        "not retried: pass --retry-failed to try it again]", earlier=True)
+
+
+def clear_failure(pdir: Path, fp: str) -> None:
+    (pdir / FAILED_DIR / f"{fp}.json").unlink(missing_ok=True)
+
+
 def _load_parts(pdir: Path) -> dict[str, dict[str, Any]]:
     parts: dict[str, dict[str, Any]] = {}
     if not pdir.is_dir():
@@ -184,17 +278,35 @@ def run_batch(
     on_scene_start: Callable[[Path, int, int], None] | None = None,
     on_scene_done: Callable[[Path, SceneResult | SceneFailure], None] | None = None,
     on_tile: Callable[[int, int], None] | None = None,
+    retry_failed: bool = False,
 ) -> BatchReport:
-    """Scan every scene; a failing scene is recorded with its reason and the batch goes on."""
+    """Scan every scene; a failing scene is recorded with its reason and the batch goes on.
+
+    Raises OutputLockedError (before touching anything) when another batch writes ``out``. A
+    scene that failed in an earlier run is reported from its record, not redone, unless
+    ``retry_failed``. A failed write ends the batch: ``report.aborted`` says why, and the alerts
+    file keeps what it held.
+    """
     options = options or ScanOptions()
     out = Path(out)
+    with output_lock(out):
+        return _run_batch(scenes, out, options, resume, on_scene_start, on_scene_done, on_tile, retry_failed)
+
+
+def _run_batch(scenes: list[Path], out: Path, options: ScanOptions, resume: bool,
+               on_scene_start: Callable[[Path, int, int], None] | None,
+               on_scene_done: Callable[[Path, SceneResult | SceneFailure], None] | None,
+               on_tile: Callable[[int, int], None] | None, retry_failed: bool) -> BatchReport:
     pdir = parts_dir(out)
-    pdir.mkdir(parents=True, exist_ok=True)
+    report = BatchReport(out=str(out))
+    try:
+        pdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputWriteError(f"cannot create the manifest folder {pdir}: {exc.strerror or exc}", out) from exc
     parts = _load_parts(pdir) if resume else {}
     if not resume:
-        for p in pdir.glob("*.json"):
+        for p in list(pdir.glob("*.json")) + list((pdir / FAILED_DIR).glob("*.json")):
             p.unlink()
-    report = BatchReport(out=str(out))
     wanted: dict[str, dict[str, Any]] = {}
     for i, path in enumerate(scenes):
         path = Path(path)
@@ -221,6 +333,13 @@ def run_batch(
             report.scenes_skipped.append(str(path))
             report.results.append(parts[fp]["summary"])
             continue
+        if resume and not retry_failed:
+            earlier = earlier_failure(pdir, fp, options)
+            if earlier is not None:
+                report.failures.append(earlier)
+                if on_scene_done:
+                    on_scene_done(path, earlier)
+                continue
         try:
             res = scan_scene(path, options, on_tile=on_tile)
         except OrbitwatchError as exc:
@@ -230,25 +349,57 @@ def run_batch(
             fail = SceneFailure(str(path), type(exc).__name__, f"{path}: unexpected {type(exc).__name__}: {exc}")
         else:
             summary = {"path": str(path), "scene": res.scene, "kind": res.kind, "alerts": len(res.alerts),
-                       "detectors": res.detectors, "tiles": res.n_tiles,
+                       "detectors": res.detectors, "tiles": res.n_tiles, "tiles_skipped": res.tiles_skipped,
                        "megapixels": round(res.megapixels, 3), "seconds": round(res.seconds, 3),
                        "notes": res.notes}
             doc = {"manifest_version": MANIFEST_VERSION, "path": str(path), "summary": summary,
                    "features": [a.to_feature() for a in res.alerts]}
-            atomic_write_text(pdir / f"{fp}.json", json.dumps(doc))
-            wanted[fp] = doc
+            try:
+                atomic_write_text(pdir / f"{fp}.json", json.dumps(doc))
+                wanted[fp] = doc
+                # Keep the alerts file current after every scene: nothing produced is lost to a crash.
+                _assemble(out, wanted)
+            except OSError as exc:
+                wanted.pop(fp, None)
+                (pdir / f"{fp}.json").unlink(missing_ok=True)  # no part without its alerts in the file
+                _abort(report, out, exc, scenes[i:])
+                break
+            clear_failure(pdir, fp)
             report.scenes_ok.append(str(path))
             report.results.append(summary)
-            # Keep the alerts file current after every scene: nothing produced is lost to a crash.
-            _assemble(out, wanted)
             if on_scene_done:
                 on_scene_done(path, res)
             continue
+        record_failure(pdir, fp, fail, options)
         report.failures.append(fail)
         if on_scene_done:
             on_scene_done(path, fail)
-    alerts = _assemble(out, wanted)
+    try:
+        alerts = _assemble(out, wanted)
+    except OSError as exc:
+        if report.aborted is None:
+            _abort(report, out, exc, [])
+        alerts = [a for doc in wanted.values() for a in (Alert.from_feature(f) for f in doc["features"])]
     report.alerts = len({a.alert_id for a in alerts})
     for a in alerts:
         report.by_kind[a.kind] = report.by_kind.get(a.kind, 0) + 1
     return report
+
+
+def _alerts_in_file(out: Path) -> int | None:
+    try:
+        return len(json.loads(out.read_text(encoding="utf-8")).get("features", []))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _abort(report: BatchReport, out: Path, exc: OSError, not_run: list[Path]) -> None:
+    """Stop the batch on a failed write and say what the alerts file still holds."""
+    held = _alerts_in_file(out)
+    kept = (f"{out} is unchanged ({held} alert(s) from the scenes finished before)" if held is not None
+            else f"{out} was not written")
+    report.aborted = (f"cannot write the outputs of {out} ({exc.strerror or exc}); {kept}; the batch stopped "
+                      f"with {len(not_run)} scene(s) not finished: free space and run the same command "
+                      "again to resume")
+    report.scenes_not_run = [str(p) for p in not_run]
+    log.error("%s", report.aborted)

@@ -54,6 +54,9 @@ def scan(
     overlap: Annotated[Optional[int], typer.Option(help="Tile overlap in pixels (default: what the detectors need).")] = None,
     errors: Annotated[Optional[Path], typer.Option(help="Write a JSON report of every scene and failure here.")] = None,
     resume: Annotated[bool, typer.Option(help="Skip scenes already finished by an earlier (possibly killed) run.")] = True,
+    max_megapixels: Annotated[float, typer.Option("--max-megapixels", help="Pixel budget: a scene with more pixels is refused before any pixel is read (0: no budget). The default is about twice a Capella spotlight SLC.")] = 4000.0,
+    scene_timeout: Annotated[Optional[float], typer.Option("--scene-timeout", help="Time budget per scene in seconds: a scene that overruns fails, none of its alerts are kept, the batch goes on.")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="On resume, scan again the scenes that failed in an earlier run (by default they are reported from its record).")] = False,
     option: Annotated[Optional[list[str]], typer.Option("--option", "-O", help="A detector option, DETECTOR.KEY=VALUE (repeatable), e.g. sar-fused.learned.fine_threshold=none turns the fine pass off. `orbitwatch detectors` lists each detector's options.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -61,7 +64,7 @@ def scan(
     from detectors.errors import DetectorError
     from pipelines.batch import SceneFailure, atomic_write_text, run_batch
     from pipelines.detect import ScanOptions, parse_detector_options
-    from pipelines.errors import OrbitwatchError
+    from pipelines.errors import OrbitwatchError, OutputLockedError
     from pipelines.scene import find_scenes
 
     try:
@@ -69,7 +72,9 @@ def scan(
         from detectors.registry import resolve_device
         resolve_device(device)
         options = ScanOptions(detectors=_split(detectors), device=device, tile_size=tile_size, overlap=overlap,
-                              detector_options=parse_detector_options(option))
+                              detector_options=parse_detector_options(option),
+                              max_megapixels=max_megapixels if max_megapixels != 0 else None,
+                              scene_timeout_s=scene_timeout)
         options.validate()  # names and options, before any work
     except (OrbitwatchError, DetectorError) as exc:
         console.print(f"[red]error:[/red] {_show(exc)}")
@@ -94,27 +99,41 @@ def scan(
             if isinstance(res, SceneFailure):
                 console.print(f"[red]failed[/red] {_show(res.reason)}")
 
-        report = run_batch(scenes, out, options, resume=resume, on_scene_start=on_start,
-                           on_scene_done=on_done, on_tile=on_tile)
+        try:
+            report = run_batch(scenes, out, options, resume=resume, on_scene_start=on_start,
+                               on_scene_done=on_done, on_tile=on_tile, retry_failed=retry_failed)
+        except OutputLockedError as exc:
+            progress.stop()
+            console.print(f"[red]error:[/red] {_show(exc)}")
+            raise typer.Exit(2) from exc
 
     table = Table(title=f"orbitwatch scan: {len(scenes)} scene(s) -> {_show(out)}")
-    for col in ("scene", "kind", "alerts", "tiles", "Mpx", "s", "status"):
-        table.add_column(col, justify="right" if col in ("alerts", "tiles", "Mpx", "s") else "left")
+    numeric = ("alerts", "tiles", "empty", "Mpx", "s")
+    for col in ("scene", "kind", "alerts", "tiles", "empty", "Mpx", "s", "status"):
+        table.add_column(col, justify="right" if col in numeric else "left")
     for r in report.results:
         status = "resumed" if r["path"] in report.scenes_skipped else "ok"
-        table.add_row(_show(r["scene"]), r["kind"], str(r["alerts"]), str(r["tiles"]), f"{r['megapixels']:.1f}",
-                      f"{r['seconds']:.2f}", status)
+        table.add_row(_show(r["scene"]), r["kind"], str(r["alerts"]), str(r["tiles"]), str(r.get("tiles_skipped", 0)),
+                      f"{r['megapixels']:.1f}", f"{r['seconds']:.2f}", status)
     for f in report.failures:
-        table.add_row(_show(Path(f.path).name), "-", "-", "-", "-", "-", f"[red]{_show(f.error)}[/red]")
+        status = "failed earlier" if f.earlier else "failed"
+        table.add_row(_show(Path(f.path).name), "-", "-", "-", "-", "-", "-",
+                      f"[red]{status}: {_show(f.error)}[/red]")
     Console().print(table)
     kinds = ", ".join(f"{k}: {v}" for k, v in sorted(report.by_kind.items())) or "none"
     console.print(f"{report.alerts} alert(s) ({kinds}) written to {_show(out)}")
     if errors:
-        atomic_write_text(errors, json.dumps(report.to_json(), indent=1) + "\n")
+        try:
+            atomic_write_text(errors, json.dumps(report.to_json(), indent=1) + "\n")
+        except OSError as exc:
+            console.print(f"[red]error:[/red] cannot write the report {_show(errors)}: {_show(exc.strerror or exc)}")
+    if report.aborted:
+        console.print(f"[red]stopped:[/red] {_show(report.aborted)}")
     if report.failures:
         console.print(f"[red]{len(report.failures)} scene(s) failed:[/red]")
         for f in report.failures:
             console.print(f"  - {_show(f.reason)}")
+    if report.failures or report.aborted:
         raise typer.Exit(1)
 
 

@@ -36,7 +36,7 @@ import torch
 from detectors import Detection, detector_modality, get_detector, list_detectors
 from detectors.fire.clusters import cluster_fire_pixels, firemap_to_pixels
 from pipelines.alerts.model import Alert, make_alert_id
-from pipelines.errors import OrbitwatchError, SceneError, ScanOptionError
+from pipelines.errors import OrbitwatchError, SceneError, SceneTimeoutError, SceneTooLargeError, ScanOptionError
 from pipelines.scene import Scene, Tile, iter_tiles, open_scene
 from pipelines.scene.tiling import dedupe_by_distance
 
@@ -66,6 +66,12 @@ CLASSICAL_FALLBACK: dict[str, str] = {"sar-fused": "sar-cfar", "sar-learned": "s
 #: x 2 B, about 10 MB for a 24k-column spotlight scene), so 64 MB costs no re-reads.
 GDAL_CACHE_MB = 64
 
+#: Default pixel budget (``--max-megapixels``), like Pillow's decompression-bomb guard: a scene
+#: with more pixels is refused before any pixel is read. Sized from the largest real products we
+#: know: a Capella spotlight SLC is about 1.8 Gpx, so about twice that. A header that claims more
+#: (the 40-Gpx sparse bomb of tests/badinput/) is refused in the time it takes to read the header.
+DEFAULT_MAX_MEGAPIXELS = 4000.0
+
 #: Tiles per batch when ScanOptions.batch_size is None: batching amortises kernel launches and
 #: host->device latency on a GPU; on a CPU it only adds memory, so it stays off there.
 AUTO_BATCH_CUDA = 4
@@ -86,6 +92,11 @@ class ScanOptions:
     #: ``{"sar-fused": {"learned": {"fine_threshold": None}}}`` turns the learned detector's fine
     #: pass off. Parsed from ``--option NAME.KEY=VALUE`` by :func:`parse_detector_options`.
     detector_options: dict[str, dict[str, Any]] | None = None
+    #: Pixel budget in megapixels (None: no budget); see :data:`DEFAULT_MAX_MEGAPIXELS`.
+    max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS
+    #: Time budget per scene in seconds (None: none). Checked between tile batches and while
+    #: waiting on a read, so a scene stops within one batch's compute of its budget.
+    scene_timeout_s: float | None = None
 
     def detectors_for(self, kind: str) -> list[str]:
         if not self.detectors:
@@ -104,6 +115,12 @@ class ScanOptions:
         Raises UnknownDetectorError, or ScanOptionError naming the detector, its options and what
         its constructor said.
         """
+        for name, v in (("max_megapixels", self.max_megapixels), ("scene_timeout_s", self.scene_timeout_s)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+                                  or v == float("inf")):
+                flag = "--max-megapixels" if name == "max_megapixels" else "--scene-timeout"
+                raise ScanOptionError(f"{flag} must be a positive number of "
+                                      f"{'megapixels' if name == 'max_megapixels' else 'seconds'}, got {v!r}")
         running = set()
         for kind in ("sar", "optical"):
             running.update(self.detectors_for(kind))
@@ -135,6 +152,44 @@ class SceneResult:
     megapixels: float
     seconds: float
     notes: list[str] = field(default_factory=list)
+    #: Of the ``n_tiles`` full-frame tiles, how many a detector was spared: those over never-written
+    #: TIFF blocks (not even read) and those whose every pixel read was no-data.
+    tiles_skipped: int = 0
+
+
+class Deadline:
+    """A scene's time budget (``--scene-timeout``): raises SceneTimeoutError once it is spent.
+
+    Why cooperative (checked between tile batches and while waiting on the reader) rather than a
+    signal or a killed thread: a detector call cannot be interrupted safely half-way (CUDA work,
+    ONNX Runtime sessions), and a kill would leave the batch and its outputs in an unknown state.
+    A tile batch is bounded (a few seconds on a 2-core CPU), so the budget is kept to within one.
+    A read that hangs (a stalled disk or network share) is not waited for past the budget.
+    """
+
+    def __init__(self, seconds: float | None, path: str | Path, start: float | None = None) -> None:
+        self.seconds = seconds
+        self.path = path
+        self.start = time.perf_counter() if start is None else start
+
+    def remaining(self) -> float | None:
+        """Seconds left (may be negative); None without a budget."""
+        if self.seconds is None:
+            return None
+        return self.seconds - (time.perf_counter() - self.start)
+
+    def check(self, done: int = 0, total: int = 0) -> None:
+        """Raise SceneTimeoutError when the budget is spent."""
+        left = self.remaining()
+        if left is not None and left <= 0:
+            where = f" after {done} of {total} tile(s)" if total else ""
+            raise SceneTimeoutError(
+                f"scene ran past its time budget of {self.seconds:g} s (--scene-timeout){where}; stopped, "
+                "and none of its alerts were kept (raise --scene-timeout, or rerun with --retry-failed)",
+                self.path)
+
+
+_NO_DEADLINE = Deadline(None, "")
 
 
 class StageTimer:
@@ -325,8 +380,10 @@ def scan_scene(
     tm: StageTimer | _NoTimer = timer if timer is not None else _NO_TIMER
     t0 = time.perf_counter()
     t_open = t0
+    deadline = Deadline(options.scene_timeout_s, path, start=t0)
     scene = open_scene(path)
     try:
+        check_pixel_budget(scene, options.max_megapixels)
         names = options.detectors_for(scene.kind)
         if not names:
             raise SceneError(f"no selected detector handles {scene.kind} scenes "
@@ -337,12 +394,18 @@ def scan_scene(
         size = _tile_size_for(overlap, options.tile_size, scene)
         overlap = min(overlap, size - 1)
         tiles = list(iter_tiles(scene.rows, scene.cols, size=size, overlap=overlap))
+        work, plan_note = plan_tiles(scene, tiles, size, overlap)
+        if plan_note:
+            notes.append(plan_note)
         tm.add("open", time.perf_counter() - t_open)
+        deadline.check()
+        progress = _Progress(on_tile, len(work))
         if scene.kind == "sar":
             batch = _batch_size_for(options.batch_size, dets)
-            detections = _scan_sar(scene, dets, tiles, on_tile, batch_size=batch, timer=tm)
+            detections = _scan_sar(scene, dets, work, progress, batch_size=batch, timer=tm, deadline=deadline)
         else:
-            detections = _scan_optical(scene, dets, tiles, on_tile, notes, timer=tm)
+            detections = _scan_optical(scene, dets, work, progress, notes, timer=tm, deadline=deadline)
+        deadline.check(len(tiles), len(tiles))
         with tm.stage("post"):
             alerts = detections_to_alerts(scene, detections)
     except OrbitwatchError:
@@ -357,11 +420,84 @@ def scan_scene(
         scene.close()
     seconds = time.perf_counter() - t0
     tm.add("total", seconds)
+    skipped = len(tiles) - (len(work) - progress.empty)
+    if progress.empty:
+        notes.append(f"{progress.empty} tile(s) read held only no-data (nodata value, mask or NaN): "
+                     "not handed to the detectors")
     return SceneResult(
         path=str(path), scene=scene.stem, kind=scene.kind, alerts=alerts, detectors=names,
         n_tiles=len(tiles), megapixels=scene.rows * scene.cols / 1e6,
-        seconds=seconds, notes=notes,
+        seconds=seconds, notes=notes, tiles_skipped=max(0, skipped),
     )
+
+
+def check_pixel_budget(scene: Scene, max_megapixels: float | None) -> None:
+    """Raise SceneTooLargeError when ``scene`` has more pixels than the budget (None: no budget).
+
+    Called right after the header is read, before any pixel: a 40-gigapixel header over a few
+    written blocks must cost the header, not a scan.
+    """
+    def fmt(v: float) -> str:
+        return f"{v:,.0f}" if v >= 10 else f"{v:.2g}"
+
+    mpx = scene.rows * scene.cols / 1e6
+    if max_megapixels is not None and mpx > max_megapixels:
+        raise SceneTooLargeError(
+            f"scene is {scene.rows:,} x {scene.cols:,} pixels ({fmt(mpx)} Mpx), more than the pixel "
+            f"budget of {fmt(max_megapixels)} Mpx; refused before reading any pixel (raise --max-megapixels "
+            "if the scene is genuine)", scene.path)
+
+
+def plan_tiles(scene: Scene, tiles: list[Tile], size: int, overlap: int) -> tuple[list[Tile], str | None]:
+    """The windows worth reading, and a note for the scene's report when some were left out.
+
+    Where the TIFF's block tables say blocks were never written (see
+    :mod:`pipelines.scene.coverage`), only the bounding box of the written blocks is tiled (with
+    the same tile size and overlap, cores partitioning that box: nothing outside it can hold a
+    detection); each window is then cut to the written blocks it touches, and a window touching
+    none is dropped unread. Why re-tile the box rather than cut the full-frame grid: a small
+    written patch straddling a full-frame tile boundary would otherwise be computed once per tile
+    that sees it (up to four times), so a mostly empty scene would cost several times its data.
+    ``tiles`` (the full-frame grid) is returned unchanged when every block is written.
+    """
+    coverage = getattr(scene, "block_coverage", None)  # duck-typed scenes (tests, GPU boxes) have none
+    cov = coverage() if coverage is not None else None
+    if cov is None or cov.present.all():
+        return tiles, None
+    blocks = f"{int(cov.present.sum()):,} of {cov.present.size:,} TIFF blocks written"
+    box = cov.data_bbox(0, 0, scene.rows, scene.cols)
+    if box is None:
+        return [], f"{blocks}: nothing to scan, all {len(tiles)} tile(s) skipped unread"
+    r0, c0, r1, c1 = box
+    h, w = r1 - r0, c1 - c0
+    sub_size = int(min(size, max(h, w)))
+    sub = iter_tiles(h, w, size=sub_size, overlap=min(overlap, sub_size - 1))
+    out: list[Tile] = []
+    for t in sub:
+        t = Tile(row_off=t.row_off + r0, col_off=t.col_off + c0, height=t.height, width=t.width,
+                 core=(t.core[0] + r0, t.core[1] + c0, t.core[2] + r0, t.core[3] + c0))
+        cut = cov.data_bbox(t.row_off, t.col_off, t.height, t.width)
+        if cut is None:
+            continue
+        a, b, c, d = cut
+        out.append(t if (a, b, c - a, d - b) == (t.row_off, t.col_off, t.height, t.width)
+                   else Tile(row_off=a, col_off=b, height=c - a, width=d - b, core=t.core))
+    return out, (f"{blocks} ({100 * cov.fraction_present:.1f} %): scanned {len(out)} window(s) over the "
+                 f"{h:,} x {w:,} px box that holds them instead of {len(tiles)} full-frame tile(s)")
+
+
+class _Progress:
+    """Tile progress for ``on_tile`` and the count of windows read that held only no-data."""
+
+    def __init__(self, on_tile: Callable[[int, int], None] | None, total: int) -> None:
+        self.on_tile, self.total, self.done, self.empty = on_tile, total, 0, 0
+
+    def advance(self, n: int = 1, empty: int = 0) -> None:
+        """``n`` windows finished, ``empty`` of them because every pixel read was no-data."""
+        self.done += n
+        self.empty += empty
+        if self.on_tile:
+            self.on_tile(self.done, self.total)
 
 
 def _batch_size_for(requested: int | None, dets: list[Any]) -> int:
@@ -406,7 +542,7 @@ def _gdal_read_env() -> contextlib.AbstractContextManager[Any]:
 
 
 def _prefetch(items: Sequence[Any], read: Callable[[Any], Any], depth: int, name: str,
-              timer: StageTimer | _NoTimer) -> Iterator[Any]:
+              timer: StageTimer | _NoTimer, deadline: Deadline = _NO_DEADLINE) -> Iterator[Any]:
     """Yield ``read(item)`` for each item, computed on a background thread ``depth`` items ahead.
 
     Why a thread: rasterio/GDAL release the GIL while reading and decoding, so reads overlap
@@ -414,7 +550,8 @@ def _prefetch(items: Sequence[Any], read: Callable[[Any], Any], depth: int, name
     holds at most ``depth`` queued results + the one being read + the one the caller holds.
     An exception in the reader is re-raised in the caller at the item where it happened (the
     items before it are yielded first). When the caller stops early (break, exception,
-    generator closed), the reader sees ``stop`` within 0.1 s and exits; we join it.
+    generator closed), the reader sees ``stop`` within 0.1 s and exits; we join it. With a
+    ``deadline``, waiting for a read ends with SceneTimeoutError when the budget runs out.
     """
     q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
@@ -450,7 +587,13 @@ def _prefetch(items: Sequence[Any], read: Callable[[Any], Any], depth: int, name
     try:
         while True:
             t0 = time.perf_counter()
-            item = q.get()
+            while True:
+                left = deadline.remaining()
+                try:
+                    item = q.get(timeout=None if left is None else max(0.05, min(left, 1.0)))
+                    break
+                except queue.Empty:
+                    deadline.check()
             timer.add("read_wait", time.perf_counter() - t0)
             if item is done:
                 return
@@ -465,7 +608,8 @@ def _prefetch(items: Sequence[Any], read: Callable[[Any], Any], depth: int, name
 
 
 def prefetch_tiles(scene: Scene, tiles: list[Tile], depth: int = 2,
-                   timer: StageTimer | None = None) -> Iterator[tuple[Tile, np.ndarray, np.ndarray]]:
+                   timer: StageTimer | None = None, deadline: Deadline = _NO_DEADLINE
+                   ) -> Iterator[tuple[Tile, np.ndarray, np.ndarray]]:
     """Read tiles on a background thread while the caller computes on the previous one.
 
     Yields ``(tile, data, valid)`` for every tile exactly once, in order. The bounded queue
@@ -477,7 +621,7 @@ def prefetch_tiles(scene: Scene, tiles: list[Tile], depth: int = 2,
         return tile, data, valid
 
     yield from _prefetch(tiles, read, depth, f"prefetch-{scene.stem}",
-                         timer if timer is not None else _NO_TIMER)
+                         timer if timer is not None else _NO_TIMER, deadline)
 
 
 def _group_tiles(tiles: list[Tile], batch_size: int) -> list[list[Tile]]:
@@ -493,7 +637,7 @@ def _group_tiles(tiles: list[Tile], batch_size: int) -> list[list[Tile]]:
 
 
 def prefetch_batches(scene: Scene, tiles: list[Tile], batch_size: int, depth: int = 1,
-                     timer: StageTimer | None = None
+                     timer: StageTimer | None = None, deadline: Deadline = _NO_DEADLINE
                      ) -> Iterator[tuple[list[Tile], np.ndarray, np.ndarray]]:
     """Like :func:`prefetch_tiles` but yields same-shape groups stacked: data (B, nb, h, w), valid (B, h, w).
 
@@ -514,7 +658,7 @@ def prefetch_batches(scene: Scene, tiles: list[Tile], batch_size: int, depth: in
         return group, data, valid
 
     yield from _prefetch(_group_tiles(tiles, batch_size), read, depth, f"prefetch-{scene.stem}",
-                         timer if timer is not None else _NO_TIMER)
+                         timer if timer is not None else _NO_TIMER, deadline)
 
 
 def _owned(found: list[Detection], tile: Tile, kept: list[Detection]) -> None:
@@ -525,14 +669,14 @@ def _owned(found: list[Detection], tile: Tile, kept: list[Detection]) -> None:
 
 
 def _scan_sar(scene: Scene, dets: list[Any], tiles: list[Tile],
-              on_tile: Callable[[int, int], None] | None, batch_size: int = 1,
-              timer: StageTimer | _NoTimer = _NO_TIMER) -> list[Detection]:
+              progress: _Progress, batch_size: int = 1,
+              timer: StageTimer | _NoTimer = _NO_TIMER, deadline: Deadline = _NO_DEADLINE) -> list[Detection]:
     """Every SAR detector on every tile, tiles read once, batched where a detector can batch."""
     kept: list[Detection] = []
-    done = 0
     batches = prefetch_batches(scene, tiles, batch_size, depth=1 if batch_size > 1 else 2,
-                               timer=timer if isinstance(timer, StageTimer) else None)
+                               timer=timer if isinstance(timer, StageTimer) else None, deadline=deadline)
     for group, data, valid in batches:
+        deadline.check(progress.done, progress.total)
         live = [i for i in range(len(group)) if valid[i].any()]  # all no-data: nothing to find
         if live:
             sub_data = data[live, 0] if len(live) < len(group) else data[:, 0]
@@ -554,10 +698,7 @@ def _scan_sar(scene: Scene, dets: list[Any], tiles: list[Tile],
                     for k, i in enumerate(live):
                         _owned(per_tile[k], group[i], kept)
             del on_dev
-        for _ in group:
-            done += 1
-            if on_tile:
-                on_tile(done, len(tiles))
+        progress.advance(len(group), empty=len(group) - len(live))
     with timer.stage("post"):
         # Objects cut by a core boundary can be seen (in part) by two tiles: collapse them.
         radius = max(2.0, 10.0 / max(min(scene.spacing_m), 1e-6))
@@ -566,8 +707,8 @@ def _scan_sar(scene: Scene, dets: list[Any], tiles: list[Tile],
 
 
 def _scan_optical(scene: Scene, dets: list[Any], tiles: list[Tile],
-                  on_tile: Callable[[int, int], None] | None, notes: list[str],
-                  timer: StageTimer | _NoTimer = _NO_TIMER) -> list[Detection]:
+                  progress: _Progress, notes: list[str],
+                  timer: StageTimer | _NoTimer = _NO_TIMER, deadline: Deadline = _NO_DEADLINE) -> list[Detection]:
     """Every optical detector on every tile; each tile is read once for all detectors."""
     out: list[Detection] = []
     pixel_area = float(scene.spacing_m[0] * scene.spacing_m[1])
@@ -575,8 +716,10 @@ def _scan_optical(scene: Scene, dets: list[Any], tiles: list[Tile],
         j: {"rows": [], "cols": [], "conf": [], "inten": []} for j in range(len(dets))}
     tests_run: dict[int, tuple[str, ...]] = {j: () for j in range(len(dets))}
     tm_arg = timer if isinstance(timer, StageTimer) else None
-    for i, (tile, data, valid) in enumerate(prefetch_tiles(scene, tiles, timer=tm_arg)):
-        if valid.any():
+    for tile, data, valid in prefetch_tiles(scene, tiles, timer=tm_arg, deadline=deadline):
+        deadline.check(progress.done, progress.total)
+        live = bool(valid.any())
+        if live:
             on_dev: dict[torch.device, tuple[dict[str, torch.Tensor], torch.Tensor]] = {}
             for j, det in enumerate(dets):
                 dev = _device_of(det)
@@ -596,8 +739,7 @@ def _scan_optical(scene: Scene, dets: list[Any], tiles: list[Tile],
                     a["cols"].append(c)
                     a["conf"].append(cf)
                     a["inten"].append(it)
-        if on_tile:
-            on_tile(i + 1, len(tiles))
+        progress.advance(1, empty=0 if live else 1)
     with timer.stage("post"):
         for j, det in enumerate(dets):
             if tests_run[j]:

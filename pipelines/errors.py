@@ -62,10 +62,6 @@ class SubscriberError(GroundError, ValueError):
     """A webhook subscriber is misconfigured (secret, URL, filter) or unknown."""
 
 
-class SynthError(OrbitwatchError, ValueError):
-    """A synthetic scene was requested with impossible parameters (sizes, counts, physics)."""
-
-
 class SceneWriteError(OrbitwatchError, ValueError):
     """A scene bundle cannot be written: bad geolocation, inconsistent arrays or sidecar."""
 
@@ -80,3 +76,19 @@ class StorageError(OrbitwatchError, RuntimeError):
 
 class ScanOptionError(OrbitwatchError, ValueError):
     """A scan option is malformed or names a detector the scan does not run (``--option``)."""
+
+
+class SceneTooLargeError(SceneError):
+    """A scene holds more pixels than the scan's pixel budget (``--max-megapixels``)."""
+
+
+class SceneTimeoutError(SceneError, TimeoutError):
+    """A scene ran past the scan's time budget (``--scene-timeout``); none of its alerts are kept."""
+
+
+class OutputLockedError(OrbitwatchError, RuntimeError):
+    """Another scan is writing the same output (its lock is held)."""
+
+
+class OutputWriteError(OrbitwatchError, OSError):
+    """An output (alerts file, manifest part) could not be written, e.g. the disk is full."""

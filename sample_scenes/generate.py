@@ -19,9 +19,9 @@ from typing import Any
 from rasterio.crs import CRS
 from rasterio.warp import transform as warp_transform
 
+from detectors.synth.optical import make_optical_tile, make_trap_only_tile
+from detectors.synth.sar import make_sar_scene
 from pipelines.scene.write import write_optical_tile, write_sar_bundle
-from pipelines.synth.optical import make_optical_tile, make_trap_only_tile
-from pipelines.synth.sar import make_sar_scene
 
 log = logging.getLogger("sample_scenes")
 

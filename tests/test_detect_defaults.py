@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import detectors.sar.learned as sar_learned
+import detectors.sar.network as sar_network
 import pipelines.detect as detect_mod
 from detectors.errors import WeightsError
 from pipelines.detect import DEFAULT_DETECTORS, ScanOptions, scan_scene
@@ -29,13 +30,13 @@ def corrupt_sar_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     """A copy of the shipped weights with one flipped bit (its recorded checksum copied unchanged)."""
     d = tmp_path / "weights"
     d.mkdir()
-    pt = d / sar_learned.PT_FILE.name
-    shutil.copy(sar_learned.PT_FILE, pt)
-    shutil.copy(sar_learned.PT_FILE.with_name(sar_learned.PT_FILE.name + ".sha256"), d)
+    pt = d / sar_network.PT_FILE.name
+    shutil.copy(sar_network.PT_FILE, pt)
+    shutil.copy(sar_network.PT_FILE.with_name(sar_network.PT_FILE.name + ".sha256"), d)
     raw = bytearray(pt.read_bytes())
     raw[len(raw) // 2] ^= 0x10
     pt.write_bytes(bytes(raw))
-    monkeypatch.setattr(sar_learned, "PT_FILE", pt)
+    monkeypatch.setattr(sar_network, "PT_FILE", pt)  # where the default path is read
     monkeypatch.setattr(detect_mod, "_DETECTOR_CACHE", {})
     return pt
 
@@ -48,7 +49,7 @@ def test_default_scan_falls_back_to_cfar_when_weights_fail_their_checksum(
         tmp_path: Path, write_tiny_sar: Any, corrupt_sar_weights: Path) -> None:
     tif = write_tiny_sar(tmp_path, _sea_with_ship())
     with pytest.raises(WeightsError):
-        sar_learned.load_checkpoint()
+        sar_network.load_checkpoint()
     res = scan_scene(tif, ScanOptions(device="cpu"))
     assert res.detectors == ["sar-cfar"]
     assert any("sar-fused unavailable" in n and "sar-cfar" in n for n in res.notes)

@@ -30,9 +30,9 @@ ACQ = datetime(2025, 7, 1, 10, 0, tzinfo=timezone.utc)
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One small SAR bundle with vessels (the CFAR finds them) and one optical tile with fires."""
+    from detectors.synth.optical import make_optical_tile
+    from detectors.synth.sar import make_sar_scene
     from pipelines.scene.write import write_optical_tile, write_sar_bundle
-    from pipelines.synth.optical import make_optical_tile
-    from pipelines.synth.sar import make_sar_scene
 
     root = tmp_path_factory.mktemp("opt_scenes")
     sar = make_sar_scene(seed=7, rows=512, cols=512, spacing_m=0.5, n_vessels=2, n_lifeboats=1,

@@ -30,9 +30,9 @@ SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def _collects(inbox: Path) -> list[Path]:
+    from detectors.synth.optical import make_optical_tile
+    from detectors.synth.sar import make_sar_scene
     from pipelines.scene.write import write_optical_tile, write_sar_bundle
-    from pipelines.synth.optical import make_optical_tile
-    from pipelines.synth.sar import make_sar_scene
 
     inbox.mkdir(parents=True)
     fire = write_optical_tile(inbox, "fire_collect", make_optical_tile(seed=3, rows=128, cols=128, n_fires=2, traps=False),

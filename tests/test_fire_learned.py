@@ -77,7 +77,7 @@ def test_checksum_rejects_corrupt_copy(tmp_path: Path) -> None:
 
 
 def test_torch_and_onnxruntime_agree(torch_det: LearnedFireDetector, onnx_det: LearnedFireOnnxDetector) -> None:
-    from pipelines.synth.optical import make_optical_tile
+    from detectors.synth.optical import make_optical_tile
 
     tile = make_optical_tile(20001, rows=128, cols=128, pixel_size_m=20.0, sensor="sentinel2")
     bands = {k: torch.from_numpy(v) for k, v in tile.bands.items()}

@@ -24,8 +24,8 @@ from pipelines.flows.scan import scan_folder, scan_scene
 
 
 def _optical_scene(folder: Path, stem: str, seed: int) -> Path:
+    from detectors.synth.optical import make_optical_tile
     from pipelines.scene.write import write_optical_tile
-    from pipelines.synth.optical import make_optical_tile
 
     folder.mkdir(parents=True, exist_ok=True)
     tile = make_optical_tile(seed=seed, rows=128, cols=128, n_fires=2, traps=False)
@@ -33,8 +33,8 @@ def _optical_scene(folder: Path, stem: str, seed: int) -> Path:
 
 
 def _sar_scene(folder: Path, stem: str, seed: int) -> Path:
+    from detectors.synth.sar import make_sar_scene
     from pipelines.scene.write import write_sar_bundle
-    from pipelines.synth.sar import make_sar_scene
 
     folder.mkdir(parents=True, exist_ok=True)
     scene = make_sar_scene(seed=seed, rows=256, cols=256, spacing_m=1.0, n_vessels=2, n_lifeboats=0,
@@ -69,7 +69,7 @@ def test_scan_folder_embedded_alerts_resume_and_failures(harness: None, tmp_path
     assert len(merged) == report["alerts"] == len({f["id"] for f in merged})
     assert json.loads((out / "report.json").read_text())["failures"] == report["failures"]
 
-    # Resume: finished scenes are not recomputed, the failed one is tried again.
+    # Resume: finished scenes are not recomputed; the failed one is reported again from its record.
     before = fire_file.stat().st_mtime_ns
     again = scan_folder(str(scenes), str(out), threads=2)
     assert str(fire) in again["scenes_skipped"] and str(fire) not in again["scenes_ok"]

@@ -133,3 +133,18 @@ def test_ingest_corrupt_packets_exit_0_not_acked_strict_exit_1(tmp_path: Path) -
     assert run("ingest", str(f), "--store", db, "--strict")[0] == 1
     assert run("ingest", str(f), str(tmp_path / "missing.bin"), "--store", db)[0] == 2  # unreadable file
     assert run("ingest", str(f), "--store", db, "--unresolved", "drop")[0] == 2  # usage error
+
+
+def test_names_urls_and_errors_with_brackets_print_verbatim(tmp_path: Path) -> None:
+    """Rich markup used to eat ``[...]``: an IPv6 URL printed as ``http:///hook``, ``ops[eu]`` as ``ops``."""
+    db = str(tmp_path / "g.sqlite")
+    url = "http://[fe80::1]:8080/hook"
+    r = runner.invoke(ground_app, ["subscribe", url, "--store", db, "--name", "ops[eu]",
+                                   "--secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+    assert r.exit_code == 0, r.output
+    assert f"subscriber ops[eu] (id 1) -> {url}" in r.stderr
+    r = runner.invoke(ground_app, ["status", "--store", db], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "ops[eu]" in r.stdout and url in r.stdout
+    r = runner.invoke(ground_app, ["subscribe", "http://127.0.0.1:9/", "--store", db, "--bbox", "1,2,[x],4"])
+    assert r.exit_code == 2
+    assert "error: bbox must be four numbers west,south,east,north: '1,2,[x],4'" in r.stderr

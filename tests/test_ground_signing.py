@@ -123,3 +123,40 @@ def test_bad_secrets_are_rejected() -> None:
         verify([], ref_headers(), REF_BODY, now=REF_TS)
     with pytest.raises(SubscriberError):
         webhook_headers([], REF_ID, REF_BODY)
+
+
+def test_package_still_has_the_timestamp_hook_we_override() -> None:
+    # signing._Webhook replaces standardwebhooks' private, wall-clock 5-minute check; if a release
+    # renames it, the override would silently stop applying (and the reference tests would fail).
+    from standardwebhooks import Webhook
+
+    assert callable(getattr(Webhook, "_Webhook__verify_timestamp", None))
+
+
+def test_signatures_interoperate_with_the_reference_package() -> None:
+    from datetime import datetime, timezone
+
+    from standardwebhooks import Webhook
+
+    ref = Webhook(REF_SECRET).sign(REF_ID, datetime.fromtimestamp(REF_TS, tz=timezone.utc), REF_BODY.decode())
+    assert ref == REF_SIG == webhook_headers([REF_SECRET], REF_ID, REF_BODY, timestamp=REF_TS)["webhook-signature"]
+
+
+def test_signature_list_whitespace_and_malformed_entries() -> None:
+    headers = ref_headers()
+    headers["webhook-signature"] = f"  v1a,AAAA   {REF_SIG}  "  # runs of spaces are tolerated
+    assert verify([REF_SECRET], headers, REF_BODY, now=REF_TS) == (REF_ID, REF_TS)
+    for bad in (f"v1,AAA {REF_SIG}", f"garbage {REF_SIG}"):  # a malformed entry rejects the header
+        headers["webhook-signature"] = bad
+        with pytest.raises(WebhookSignatureError, match="malformed"):
+            verify([REF_SECRET], headers, REF_BODY, now=REF_TS)
+
+
+def test_non_utf8_bodies_and_loose_secrets_are_our_errors() -> None:
+    with pytest.raises(WebhookSignatureError):
+        sign(REF_SECRET, REF_ID, REF_TS, b"\xff\xfe")
+    with pytest.raises(WebhookSignatureError):
+        verify([REF_SECRET], ref_headers(), b"\xff\xfe", now=REF_TS)
+    # The package would drop the space and sign with a different key; we refuse the secret.
+    with pytest.raises(SubscriberError):
+        secret_key(REF_SECRET[:20] + " " + REF_SECRET[20:])

@@ -93,3 +93,46 @@ def test_merge_windows_unions_overlaps() -> None:
     merged = merge_windows(wins, C7.epoch)
     assert len(merged) < len(wins)  # Svalbard and Tromso overlap
     assert all(b1 < a2 for (_, b1), (a2, _) in zip(merged, merged[1:]))
+
+
+def test_passes_in_progress_are_clipped_to_the_span() -> None:
+    orbit = Orbit(C7)
+    w = contact_windows(orbit, [SVALBARD], C7.epoch, 86400.0)[3]
+    # Start a minute after AOS and stop a minute before LOS: one window, clipped at both ends.
+    start, span = w.aos + timedelta(seconds=60), w.duration_s - 120.0
+    (inner,) = contact_windows(orbit, [SVALBARD], start, span)
+    assert inner.aos == start and inner.los == start + timedelta(seconds=span)
+    el = orbit.elevation_deg(SVALBARD, start, np.arange(0.0, span + 1.0, 1.0))
+    assert abs(inner.max_elev_deg - el.max()) < 0.01
+    # Starting after the culmination leaves the tail of the pass, with its highest point at the start.
+    (tail,) = [x for x in contact_windows(orbit, [SVALBARD], w.los - timedelta(seconds=60), 600.0)
+               if x.aos == w.los - timedelta(seconds=60)]
+    assert abs((tail.los - w.los).total_seconds()) < 1.0
+    assert tail.max_elev_deg == pytest.approx(float(orbit.elevation_deg(SVALBARD, tail.aos, [0.0])[0]), abs=1e-6)
+
+
+def test_max_elevation_is_the_culmination_not_the_best_sample() -> None:
+    orbit = Orbit(C7)
+    for w in contact_windows(orbit, [SVALBARD], C7.epoch, 4 * 3600.0):
+        a = (w.aos - C7.epoch).total_seconds()
+        el = orbit.elevation_deg(SVALBARD, C7.epoch, np.arange(a, a + w.duration_s, 1.0))
+        assert el.max() - 0.01 <= w.max_elev_deg <= el.max() + 0.01
+
+
+def test_grazing_pass_shorter_than_a_coarse_step_is_found() -> None:
+    # skyfield's find_events searches altitude maxima first, so a pass that peaks just above the
+    # mask (here ~7 s above 5 deg) is not stepped over, as a 20 s step-and-bisect search did.
+    c2 = Orbit(load_tle("CAPELLA-2-SEQUOIA"))
+    wins = contact_windows(c2, [GroundStation("Hartebeesthoek", -25.89, 27.69)], c2.epoch, 86400.0)
+    assert any(w.duration_s < 20.0 for w in wins)
+
+
+def test_sgp4_failure_raises_instead_of_returning_no_passes() -> None:
+    c2 = Orbit(load_tle("CAPELLA-2-SEQUOIA"))  # decayed in SGP4's model a few years after epoch
+    later = c2.epoch + timedelta(days=5 * 365)
+    with pytest.raises(NodeConfigError, match="SGP4"):
+        contact_windows(c2, [SVALBARD], later, 3600.0)
+    with pytest.raises(NodeConfigError, match="SGP4"):
+        c2.elevation_deg(SVALBARD, later, [0.0])
+    with pytest.raises(NodeConfigError):
+        contact_windows(c2, [SVALBARD], c2.epoch, 0.0)

@@ -29,9 +29,9 @@ from _ground_util import make_alerts
 
 def _inbox(root: Path) -> tuple[Path, Path, Path]:
     """Oldest first: a 256x256 SAR collect, a 128x128 optical collect, a file that is no GeoTIFF."""
+    from detectors.synth.optical import make_optical_tile
+    from detectors.synth.sar import make_sar_scene
     from pipelines.scene.write import write_optical_tile, write_sar_bundle
-    from pipelines.synth.optical import make_optical_tile
-    from pipelines.synth.sar import make_sar_scene
 
     root.mkdir(parents=True)
     big = write_sar_bundle(root, "big_sar", make_sar_scene(seed=5, rows=256, cols=256, spacing_m=1.0, n_vessels=1,

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from detectors.synth.optical import make_optical_tile
+from detectors.synth.sar import make_sar_scene
 from pipelines.batch import parts_dir, run_batch
 from pipelines.detect import ScanOptions
 from pipelines.scene import find_scenes
 from pipelines.scene.write import write_optical_tile, write_sar_bundle
-from pipelines.synth.optical import make_optical_tile
-from pipelines.synth.sar import make_sar_scene
 
 REPO = Path(__file__).resolve().parents[1]
 ACQ = datetime(2025, 7, 1, 10, 0, tzinfo=timezone.utc)

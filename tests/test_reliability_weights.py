@@ -22,8 +22,8 @@ from detectors.fire.learned import LearnedFireDetector
 from detectors.integrity import WeightGuard, read_verified, recorded_sha256, scrub, sha256_file, state_hash
 from detectors.sar.learned import PT_FILE as SAR_PT
 from detectors.sar.learned import LearnedSarDetector
-from pipelines.synth.optical import make_optical_tile
-from pipelines.synth.sar import make_sar_scene
+from detectors.synth.optical import make_optical_tile
+from detectors.synth.sar import make_sar_scene
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "detectors" / "weights"
 

@@ -127,7 +127,7 @@ def test_generated_scene_ghosts_dropped_and_no_ship_lost() -> None:
     1.4.0 report at least one; 1.2.0 more); with the rejection fewer detections lie on ambiguity traps
     and no detection matched to a real ship disappears."""
     from detectors.sar.learned import PT_FILE, LearnedSarDetector
-    from pipelines.synth.sar import make_sar_scene
+    from detectors.synth.sar import make_sar_scene
 
     if not PT_FILE.is_file():
         pytest.skip("shipped SAR weights missing")

@@ -217,7 +217,7 @@ def test_batch_equals_single() -> None:
 
 
 def test_generator_scene_vessels_found() -> None:
-    from pipelines.synth.sar import make_sar_scene
+    from detectors.synth.sar import make_sar_scene
 
     s = make_sar_scene(3, 384, 384, 1.0, n_vessels=2, n_lifeboats=0, land=False, ambiguity_mode="none",
                        nodata_border=False)
@@ -243,7 +243,7 @@ def test_cuda_matches_cpu() -> None:
 def test_torch_and_reference_agree_on_generator_scenes(seed: int, spacing: float) -> None:
     # Land, no-data border, speckle, ships and lifeboats of the scene generator: the float32
     # full-resolution path must make exactly the reference's (float64) decisions.
-    from pipelines.synth.sar import make_sar_scene
+    from detectors.synth.sar import make_sar_scene
 
     s = make_sar_scene(seed, 448, 448, spacing)
     img, valid = s.sigma0_from_dn().astype(np.float32), s.dn > 0
@@ -291,7 +291,7 @@ def test_float32_threshold_comparison_is_exact() -> None:
 
 def test_large_tile_batch_equals_single() -> None:
     # >= 1 Mpx tiles take the one-at-a-time CPU path of detect_batch; results must not change
-    from pipelines.synth.sar import make_sar_scene
+    from detectors.synth.sar import make_sar_scene
 
     s = make_sar_scene(44, 1024, 2048, 0.5)
     img, valid = s.sigma0_from_dn().astype(np.float32), s.dn > 0

@@ -13,9 +13,11 @@ import pytest
 import torch
 
 from detectors.errors import DetectorInputError, WeightsError
+from detectors.sar import fine_pass as FP
 from detectors.sar import learned as L
-from detectors.sar.learned import (ONNX_FILE, PT_FILE, LearnedSarDetector, LearnedSarOnnxDetector,
-                                   required_overlap_px, verify_weights)
+from detectors.sar import network as N
+from detectors.sar.learned import LearnedSarDetector, LearnedSarOnnxDetector, required_overlap_px
+from detectors.sar.network import ONNX_FILE, PT_FILE, verify_weights
 
 pytestmark = pytest.mark.skipif(not (PT_FILE.is_file() and ONNX_FILE.is_file()),
                                 reason="shipped SAR weights missing (run detectors.training.train_sar)")
@@ -65,7 +67,7 @@ def test_shipped_weights_verify_and_are_small() -> None:
 def test_corrupt_weights_raise_weights_error(tmp_path: Path, src: Path) -> None:
     bad = tmp_path / src.name
     shutil.copy(src, bad)
-    good_sum = L.sha256_file(src)
+    good_sum = N.sha256_file(src)
     (tmp_path / (src.name + ".sha256")).write_text(f"{good_sum}  {src.name}\n")
     data = bytearray(bad.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -92,7 +94,7 @@ def test_onnx_metadata_present() -> None:
     for key in ("name", "version", "classes", "normalisation", "stride", "training_data", "date",
                 "score_threshold", "working_spacing_m"):
         assert md.get(key), key
-    assert md["name"] == L.MODEL_NAME and int(md["stride"]) == L.STRIDE
+    assert md["name"] == N.MODEL_NAME and int(md["stride"]) == N.STRIDE
     assert 0.0 < float(md["score_threshold"]) < 1.0
 
 
@@ -104,7 +106,7 @@ def test_onnx_dynamic_axes_two_sizes_and_batches(det_onnx: LearnedSarOnnxDetecto
     assert dims[0] == "batch" and dims[2] == "height" and dims[3] == "width"
     for b, h, w in ((1, 64, 96), (3, 128, 80)):
         x = np.random.default_rng(b).normal(0, 0.3, (b, 2, h, w)).astype(np.float32)
-        heat, reg = det_onnx.session.run(None, {L.ONNX_INPUT: x})
+        heat, reg = det_onnx.session.run(None, {N.ONNX_INPUT: x})
         assert heat.shape == (b, 1, h // 2, w // 2)
         assert reg.shape == (b, 4, h // 2, w // 2)
 
@@ -163,7 +165,7 @@ def test_refinement_merges_peaks_on_one_hull(det_torch: LearnedSarDetector, ship
     img = ship_tile.copy()
     _add_hull(img, 60.0, 200.0, 14.0, 5.0, 0.0, level=1.0)  # a 7 m boat well clear of the hull
     feats, power, vw = det_torch.prepare(torch.from_numpy(img)[None], (0.5, 0.5), None)
-    h, w = feats.shape[-2] // L.STRIDE, feats.shape[-1] // L.STRIDE
+    h, w = feats.shape[-2] // N.STRIDE, feats.shape[-1] // N.STRIDE
     heat = torch.zeros(1, h, w)
     reg = torch.zeros(4, h, w)
     # Working grid (1 m): hull centre (63.75, 59.75), 60 m long at 30 deg; its ends +-26 m away.
@@ -340,7 +342,7 @@ def test_a_bright_small_boat_is_still_a_boat(contrast_db: float) -> None:
 # ------------------------------------------------------------------- fine confirmation pass
 def test_fine_pass_runs_only_for_fine_inputs_and_shows_in_the_version() -> None:
     on = LearnedSarDetector(device="cpu")
-    assert on.fine_threshold == L.FINE_THRESHOLD
+    assert on.fine_threshold == FP.FINE_THRESHOLD
     assert on.fine_enabled((0.35, 0.5)) and on.fine_enabled((0.625, 0.625))
     assert not on.fine_enabled((0.5, 1.0)) and not on.fine_enabled((1.0, 1.0))  # nothing finer to look at
     off = LearnedSarDetector(device="cpu", fine_threshold=None)
@@ -364,14 +366,14 @@ def test_fine_windows_see_what_the_whole_tile_sees(det_torch: LearnedSarDetector
     spots = [(9.0, 11.0), (201.0, 177.0), (391.0, 352.0), (120.0, 5.0)]
     for r, c in spots:
         _add_hull(img, r, c, 12.0, 4.0, 20.0, level=10 ** (-12.0 / 10))
-    feats = L.normalise(*L.to_working_grid(torch.from_numpy(img)[None], (1.0, 1.0)))
-    whole = det_torch.heads(L.pad_to_multiple(feats))[0][0, 0]
-    k = L.FINE_SPACING_M / L.WORKING_SPACING_M
+    feats = N.normalise(*N.to_working_grid(torch.from_numpy(img)[None], (1.0, 1.0)))
+    whole = det_torch.heads(N.pad_to_multiple(feats))[0][0, 0]
+    k = FP.FINE_SPACING_M / N.WORKING_SPACING_M
     centres = [((r + 0.5) * k - 0.5, (c + 0.5) * k - 0.5) for r, c in spots]  # working-grid positions
     got = det_torch._fine_scores(feats[0], centres)
-    rad = math.ceil(L.FINE_RADIUS_M / (L.STRIDE * L.FINE_SPACING_M))
+    rad = math.ceil(FP.FINE_RADIUS_M / (N.STRIDE * FP.FINE_SPACING_M))
     for (r, c), g in zip(spots, got):
-        i, j = int(r) // L.STRIDE, int(c) // L.STRIDE
+        i, j = int(r) // N.STRIDE, int(c) // N.STRIDE
         want = float(whole[max(0, i - rad): i + rad + 1, max(0, j - rad): j + rad + 1].max())
         assert abs(g - want) < 0.01, (r, c, g, want)  # a shifted lattice is off by ~0.1
     assert det_torch._fine_scores(feats[0], []) == []
@@ -404,13 +406,13 @@ def test_fine_windows_on_tiles_smaller_than_a_window(det_torch: LearnedSarDetect
     img = _sea(*shape, seed=5)
     r, c = shape[0] // 2, shape[1] // 2
     _add_hull(img, float(r), float(c), 10.0, 4.0, 0.0, level=10 ** (-10.0 / 10))
-    feats = L.normalise(*L.to_working_grid(torch.from_numpy(img)[None], (1.0, 1.0)))
-    whole = det_torch.heads(L.pad_to_multiple(feats))[0][0, 0]
-    k = L.FINE_SPACING_M / L.WORKING_SPACING_M
+    feats = N.normalise(*N.to_working_grid(torch.from_numpy(img)[None], (1.0, 1.0)))
+    whole = det_torch.heads(N.pad_to_multiple(feats))[0][0, 0]
+    k = FP.FINE_SPACING_M / N.WORKING_SPACING_M
     spots = [(r, c), (0, 0), (shape[0] - 1, shape[1] - 1)]
     got = det_torch._fine_scores(feats[0], [((y + 0.5) * k - 0.5, (x + 0.5) * k - 0.5) for y, x in spots])
-    rad = math.ceil(L.FINE_RADIUS_M / (L.STRIDE * L.FINE_SPACING_M))
+    rad = math.ceil(FP.FINE_RADIUS_M / (N.STRIDE * FP.FINE_SPACING_M))
     for (y, x), g in zip(spots, got):
-        i, j = y // L.STRIDE, x // L.STRIDE
+        i, j = y // N.STRIDE, x // N.STRIDE
         want = float(whole[max(0, i - rad): i + rad + 1, max(0, j - rad): j + rad + 1].max())
-        assert abs(g - want) < (1e-5 if max(shape) <= L.FINE_WINDOW_PX else 0.01), (y, x, g, want)
+        assert abs(g - want) < (1e-5 if max(shape) <= FP.FINE_WINDOW_PX else 0.01), (y, x, g, want)

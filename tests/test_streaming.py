@@ -241,8 +241,8 @@ def test_batched_and_unbatched_scans_give_identical_alerts(tmp_path: Path, write
 
 @pytest.mark.skipif("sar-cfar" not in list_detectors("sar"), reason="sar-cfar is not registered in this checkout")
 def test_batched_and_unbatched_cfar_scans_give_identical_alerts(tmp_path: Path) -> None:
+    from detectors.synth.sar import make_sar_scene
     from pipelines.scene.write import write_sar_bundle
-    from pipelines.synth.sar import make_sar_scene
 
     # At 0.5 m the CFAR asks for ~1000 px of overlap (half the largest vessel plus its background
     # ring on each side), so scan_scene grows the 512 px request to 4 x overlap (~4000 px; see

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from pipelines.errors import SynthError
-from pipelines.scene.write import write_optical_tile
-from pipelines.synth.optical import (
+from detectors.errors import SynthError
+from detectors.synth.optical import (
     SENTINEL2_BANDS,
     brightness_temperature,
     make_optical_tile,
@@ -18,6 +17,7 @@ from pipelines.synth.optical import (
     planck_radiance,
     radiance_to_reflectance,
 )
+from pipelines.scene.write import write_optical_tile
 
 L8 = ["coastal", "blue", "green", "red", "nir08", "swir16", "swir22"]
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from pipelines.errors import SynthError
+from detectors.errors import SynthError
+from detectors.synth.sar import irf_1d, make_sar_scene
 from pipelines.scene.write import write_sar_bundle
-from pipelines.synth.sar import irf_1d, make_sar_scene
 
 
 def _calm(seed: int, **kw):

@@ -231,7 +231,7 @@ def test_hard_examples_are_the_misses_and_false_peaks_and_crops_centre_on_them(t
 def test_threshold_sweep_counts_what_the_detector_reports_at_each_threshold() -> None:
     """The sweep's counts at a threshold are those of the detector run at that threshold - not a
     low-threshold run filtered by score, whose ghost test and blob merging differ."""
-    from pipelines.synth.sar import make_sar_scene
+    from detectors.synth.sar import make_sar_scene
     from detectors.training.matching import match
 
     sc = make_sar_scene(913, 512, 512, 0.5)

@@ -64,7 +64,7 @@ def synth_sample(seed: int, spacing_m: float | None = None, size_px: int | None 
                  mask_land: bool = False) -> Sample:
     """A generated scene on the working grid. Land is *not* masked by default: the pipeline's
     ``valid`` only marks no-data, so the network must learn that land and harbours are not ships."""
-    from pipelines.synth.sar import make_sar_scene
+    from detectors.synth.sar import make_sar_scene
 
     sp, n = synth_params(seed)
     sp = spacing_m if spacing_m is not None else sp

@@ -12,7 +12,7 @@ SSDD (``../shared/datasets/ssdd_train``), by COCO image id:
   chips): used only to choose the detector's score threshold.
 * ``train`` - everything else (about 70 %).
 
-Generated scenes (``pipelines.synth.sar.make_sar_scene`` seeds):
+Generated scenes (``detectors.synth.sar.make_sar_scene`` seeds):
 
 * training: seeds 0-899 (the script uses the first ``--scenes`` of them);
 * validation (threshold only): seeds 900-999;

@@ -29,7 +29,7 @@ background), known exactly from the generator) lies in ``--cutoff-band`` - the f
 just above the cut-off and the PSF halo just below it, where almost all errors are.
 
 Why generated tiles: no labelled active-fire masks at this resolution ship with orbitwatch;
-:mod:`pipelines.synth.optical` puts Planck-radiance sub-pixel fires (600-1200 K) and the four
+:mod:`detectors.synth.optical` puts Planck-radiance sub-pixel fires (600-1200 K) and the four
 classic look-alikes (bright roofs, hot bare soil, sun glint, cloud edges) on Landsat-8-like
 and Sentinel-2-like tiles with exact truth. Every tile's seed is recorded, so anyone can
 regenerate the training set.
@@ -89,7 +89,7 @@ def tile_params(seed: int) -> tuple[str, float]:
 
 def make_tiles(seeds: list[int], size: int, trap_only: bool) -> list[dict[str, np.ndarray]]:
     """Generated tiles as {x: (2, H, W) float32 [swir16, swir22], y: bool fire, trap: bool look-alike}."""
-    from pipelines.synth.optical import make_optical_tile, make_trap_only_tile
+    from detectors.synth.optical import make_optical_tile, make_trap_only_tile
 
     out = []
     for s in seeds:
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
              thr, thr_info["chosen"]["f1"], thr_info["trap_max_prob"])
 
     version = args.version or {"v1": "1.0.0", "v2": "1.1.0"}.get(args.features, MODEL_VERSION)
-    training_data = (f"pipelines.synth.optical {_generator_version()}: {args.n_tiles} fire tiles (seeds "
+    training_data = (f"detectors.synth.optical {_generator_version()}: {args.n_tiles} fire tiles (seeds "
                      f"{train_seeds[0]}..{train_seeds[-1]}) + {args.n_trap_tiles} trap-only tiles (seeds "
                      f"{trap_seeds[0]}..{trap_seeds[-1]}), {args.size}x{args.size} px, landsat8/sentinel2 "
                      f"50/50, pixel 15-40 m; threshold chosen on validation seeds {VAL_FIRE_SEED0}.., "
@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _generator_version() -> str:
-    from pipelines.synth.optical import GENERATOR_VERSION
+    from detectors.synth.optical import GENERATOR_VERSION
 
     return GENERATOR_VERSION
 

@@ -4,7 +4,7 @@
 
 Data (splits fixed in :mod:`detectors.training.splits` before training):
 
-* generated scenes, seeds 0..``--scenes``-1 (:mod:`pipelines.synth.sar`): 0.35-1 m spacing,
+* generated scenes, seeds 0..``--scenes``-1 (:mod:`detectors.synth.sar`): 0.35-1 m spacing,
   450-650 m frames, land/harbours/no-data wedges, azimuth ghosts and sidelobe traps (these are
   the hard negatives: crops are centred on them a fifth of the time);
 * SSDD ``train`` split (~70 % of the chips, by image-id hash); SSDD ``val`` (~10 %) and
@@ -22,7 +22,7 @@ Fine-tuning options: ``--group-focus P`` centres object crops on lifeboats of a 
 ``--hard-focus P`` mines the ``--init`` network's errors on the training scenes (objects it
 misses, false peaks: :func:`hard_examples`) and centres a fraction P of the generated crops on
 them. Neither helped the shipped weights on validation (``benchmarks/results/train_sar_gpu_1.4.0``,
-``benchmarks/results/train_sar_cpu_1.5.0``); they stay for the next GPU run to try at scale.
+``benchmarks/experiments/results/train_sar_cpu_1.5.0``); they stay for the next GPU run to try at scale.
 Heatmap targets: elliptical Gaussians with sigma = ``--gauss-alpha`` (0.54, TTFNet) x box side / 6.
 Loss: CenterNet focal loss on the heatmap + L1 on log box size and centre offset. Adam with a
 cosine schedule, a fixed number of iterations (deterministic); ``torch.set_num_threads``
@@ -373,7 +373,7 @@ def choose_threshold(det: LearnedSarDetector, root: Path, ssdd_val: list[tuple[s
                      ) -> tuple[float, dict[str, Any]]:
     """Threshold maximising mean(F1 generated-val, F1 SSDD-val), each threshold's detections made
     by the detector's full post-processing (:func:`sweep_counts`)."""
-    from pipelines.synth.sar import make_sar_scene
+    from detectors.synth.sar import make_sar_scene
 
     synth = {t: [0, 0, 0] for t in THRESHOLDS}
     ssdd = {t: [0, 0, 0] for t in THRESHOLDS}

@@ -15,7 +15,7 @@
 #     scenes, same budget and learning rate), for the lifeboat recall issue 3 still misses:
 #     k  --hard-focus 0.3: a third of the generated crops centred on 1.4.0's own errors on its
 #        training scenes (missed objects, false peaks: train_sar.hard_examples). Tried on the CPU
-#        at batch 32 for ~2,200 iterations (benchmarks/results/train_sar_cpu_1.5.0/), where both it
+#        at batch 32 for ~2,200 iterations (benchmarks/experiments/results/train_sar_cpu_1.5.0/), where both it
 #        and its control lost recall; this is the same idea at the GPU runs' batch and length.
 #     l  the control: the same without --hard-focus
 #     Plan and choice rule, written before either exists: benchmarks/results/train_sar_gpu_1.5.0/PLAN.txt
@@ -28,8 +28,8 @@
 # The shipped 1.3.0 came from ROUND=1.3.0 with MINUTES=5.5 (when the calibration still timed a full
 # queue of ready batches and promised too many iterations: --max-minutes cut all three runs,
 # which their weights record as --stop-after), then candidate b fine-tuned 2.6 more minutes
-# alone on the GPU (command in detectors/sar/learned.py). Logs and each candidate's validation:
-# benchmarks/results/train_sar_gpu/ (1.4.0's: benchmarks/results/train_sar_gpu_1.4.0/).
+# alone on the GPU (command in detectors/sar/network.py). Logs and each candidate's validation:
+# benchmarks/experiments/results/train_sar_gpu/ (1.4.0's: benchmarks/results/train_sar_gpu_1.4.0/).
 # Data: generated seeds 0..SCENES-1 and SSDD's train split, read from $SSDD (a copy of
 # ssdd_train without its hold-out images, since only 64 MiB travel to the device machine).
 # --train-minutes times 40 batches and records the --iters it chose in the weights' metadata;

@@ -39,13 +39,19 @@ from prefect.states import Failed, State
 
 from pipelines.alerts.model import Alert
 from pipelines.batch import (
+    FAILED_DIR,
     MANIFEST_VERSION,
+    SceneFailure,
     atomic_write_text,
+    clear_failure,
+    earlier_failure,
     parts_dir,
+    output_lock,
+    record_failure,
     scene_fingerprint,
     write_alerts,
 )
-from pipelines.detect import ScanOptions
+from pipelines.detect import DEFAULT_MAX_MEGAPIXELS, ScanOptions
 from pipelines.detect import scan_scene as detect_scene_alerts
 from pipelines.errors import OrbitwatchError
 from pipelines.flows.resources import (
@@ -63,16 +69,34 @@ ALERTS_NAME = "alerts.geojson"
 REPORT_NAME = "report.json"
 SCENES_DIR = "scenes"
 
+#: Seconds past ``scene_timeout`` after which Prefect itself times the detect task out. The scan's
+#: own budget (checked between tile batches, see pipelines.detect.Deadline) normally ends it first
+#: with a clear error; this backstop is for a task stuck where that check never runs.
+TASK_TIMEOUT_GRACE_S = 60.0
+
 
 # ------------------------------------------------------------------------- plain functions
 def scan_options(detectors: list[str] | None = None, device: str = "auto", tile_size: int = 2048,
-                 overlap: int | None = None, detector_options: dict[str, dict[str, Any]] | None = None) -> ScanOptions:
-    """Flow parameters -> ScanOptions, validating detector names and options before any task is
-    submitted (an unknown name or option fails the flow run once, not once per scene)."""
+                 overlap: int | None = None, detector_options: dict[str, dict[str, Any]] | None = None,
+                 max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
+                 scene_timeout: float | None = None) -> ScanOptions:
+    """Flow parameters -> ScanOptions, validating detector names, options and budgets before any
+    task is submitted (a bad one fails the flow run once, not once per scene).
+
+    ``max_megapixels`` 0 or None: no pixel budget; ``scene_timeout`` None: no time budget.
+    """
     options = ScanOptions(detectors=list(detectors) if detectors else None, device=device,
-                          tile_size=tile_size, overlap=overlap, detector_options=detector_options or None)
+                          tile_size=tile_size, overlap=overlap, detector_options=detector_options or None,
+                          max_megapixels=max_megapixels or None, scene_timeout_s=scene_timeout)
     options.validate()
     return options
+
+
+def _detect_task(options: ScanOptions) -> Any:
+    """``detect-scene``, with Prefect's own timeout as a backstop when the scan has a time budget."""
+    if options.scene_timeout_s is None:
+        return detect_scene
+    return detect_scene.with_options(timeout_seconds=options.scene_timeout_s + TASK_TIMEOUT_GRACE_S)
 
 
 def scene_geojson_path(scene: Path, out_dir: Path, root: Path | None = None) -> Path:
@@ -151,11 +175,13 @@ def merge_parts(out: Path, fingerprints: list[str]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ tasks
 @task(name="plan-scenes", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient_only)
-def plan_scenes(scene_dir: str, out_dir: str, options: ScanOptions, resume: bool) -> dict[str, Any]:
+def plan_scenes(scene_dir: str, out_dir: str, options: ScanOptions, resume: bool,
+                retry_failed: bool = False) -> dict[str, Any]:
     """List the bundles and split them into already-done (manifest part present) and to-do.
 
     Returns paths and fingerprints only. A scene that cannot even be stat'ed is a failure of that
-    scene, not of the plan.
+    scene, not of the plan; so is a scene that failed in an earlier run under the same budgets
+    (reported from its record, not redone, unless ``retry_failed``).
     """
     from pipelines.scene import find_scenes
 
@@ -163,7 +189,7 @@ def plan_scenes(scene_dir: str, out_dir: str, options: ScanOptions, resume: bool
     out = Path(out_dir) / ALERTS_NAME
     pdir = parts_dir(out)
     if not resume and pdir.is_dir():
-        for p in pdir.glob("*.json"):
+        for p in list(pdir.glob("*.json")) + list((pdir / FAILED_DIR).glob("*.json")):
             p.unlink()
     todo, done, failures = [], [], []
     for path in find_scenes(root):
@@ -178,6 +204,10 @@ def plan_scenes(scene_dir: str, out_dir: str, options: ScanOptions, resume: bool
         part = pdir / f"{fp}.json"
         if resume and part.is_file() and Path(item["geojson"]).is_file() and _part_ok(part):
             done.append(item)
+            continue
+        earlier = earlier_failure(pdir, fp, options) if resume and not retry_failed else None
+        if earlier is not None:
+            failures.append({"path": str(path), "error": earlier.error, "reason": earlier.reason})
         else:
             todo.append(item)
     return {"todo": todo, "done": done, "failures": failures}
@@ -230,18 +260,22 @@ def merge_alerts(out: str, fingerprints: list[str]) -> dict[str, Any]:
 def scan_scene(scene: str, out_dir: str = "out/flows", detectors: list[str] | None = None,
                device: str = "auto", tile_size: int = 2048, overlap: int | None = None,
                gpu_exclusive: bool | None = None, gpu_limit: str = GPU_LIMIT,
-               detector_options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+               detector_options: dict[str, dict[str, Any]] | None = None,
+               max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
+               scene_timeout: float | None = None) -> dict[str, Any]:
     """Scan one scene bundle and write ``<out_dir>/scenes/<stem>.geojson``.
 
     ``detector_options``: keyword options per detector name, e.g.
     ``{"sar-fused": {"learned": {"fine_threshold": null}}}`` (``orbitwatch detectors`` lists them).
+    ``max_megapixels`` (0: none) and ``scene_timeout`` (seconds, None: none) are the scene's pixel
+    and time budgets, as ``orbitwatch scan --max-megapixels / --scene-timeout``.
 
     Returns ``{"path", "scene", "kind", "geojson", "alerts", "by_kind", "tiles", ...}``. A bad
     bundle fails the flow run (there is nothing else it could report).
     """
     logger = get_run_logger()
-    options = scan_options(detectors, device, tile_size, overlap, detector_options)
-    detected = detect_scene(scene, options, gpu_exclusive=gpu_exclusive, gpu_limit=gpu_limit)
+    options = scan_options(detectors, device, tile_size, overlap, detector_options, max_megapixels, scene_timeout)
+    detected = _detect_task(options)(scene, options, gpu_exclusive=gpu_exclusive, gpu_limit=gpu_limit)
     summary = write_scene_alerts(detected, str(scene_geojson_path(Path(scene), Path(out_dir))))
     logger.info("%s: %d alert(s) -> %s", summary["scene"], summary["alerts"], summary["geojson"])
     return summary
@@ -259,15 +293,18 @@ def scan_scenes(items: list[dict[str, Any]], out: str, options: ScanOptions,
     logger = get_run_logger()
     # All detects first: in a thread pool a writer waiting on its detect holds a thread, so
     # interleaving them would halve the parallelism.
-    detects = [detect_scene.submit(item["path"], options, gpu_exclusive=gpu_exclusive,
-                                   gpu_limit=gpu_limit, gpu_slots=gpu_slots) for item in items]
+    detect = _detect_task(options)
+    detects = [detect.submit(item["path"], options, gpu_exclusive=gpu_exclusive,
+                             gpu_limit=gpu_limit, gpu_slots=gpu_slots) for item in items]
     pending: list[tuple[dict[str, Any], PrefectFuture[Any], PrefectFuture[Any]]] = [
         (item, det, write_scene_alerts.submit(det, item["geojson"], out, item["fingerprint"]))
         for item, det in zip(items, detects)]
     wait([wr for _, _, wr in pending])
     results: list[dict[str, Any]] = []
+    pdir = parts_dir(Path(out))
     for item, det, wr in pending:
         if wr.state.is_completed():
+            clear_failure(pdir, item["fingerprint"])
             results.append({"path": item["path"], "ok": True, "summary": wr.result()})
             continue
         # Report the root cause: the detect task's error when it failed, else the writer's.
@@ -281,6 +318,8 @@ def scan_scenes(items: list[dict[str, Any]], out: str, options: ScanOptions,
             reason = f"{item['path']}: {state.message or state.type.value}"
         error = type(exc).__name__ if isinstance(exc, BaseException) else state.type.value
         logger.warning("scene failed: %s", reason)
+        if det.state.is_failed():  # the scene itself failed (not its writer): remember it for resume
+            record_failure(pdir, item["fingerprint"], SceneFailure(item["path"], error, reason), options)
         results.append({"path": item["path"], "ok": False, "error": error, "reason": reason})
     return results
 
@@ -292,11 +331,17 @@ def scan_folder(scene_dir: str = "sample_scenes", out_dir: str = "out/flows",
                 threads: int = 2, dask_address: str | None = None, dask_workers: int = 0,
                 gpu_exclusive: bool | None = None, gpu_limit: str = GPU_LIMIT,
                 gpu_slots: int = 1, detector_options: dict[str, dict[str, Any]] | None = None,
+                max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS, scene_timeout: float | None = None,
+                retry_failed: bool = False,
                 ) -> dict[str, Any] | State:
     """Scan every bundle under ``scene_dir`` into ``<out_dir>/alerts.geojson`` (+ one file per scene).
 
     ``detector_options``: keyword options per detector name (as for ``scan-scene``); they are part
     of each scene's fingerprint, so changing them redoes the scenes.
+
+    ``max_megapixels`` / ``scene_timeout`` are the per-scene pixel and time budgets (as for
+    ``scan-scene``); a scene that failed in an earlier run is reported again from its record and
+    scanned again only with ``retry_failed`` (or when its file or the budgets changed).
 
     Resumable: scenes finished by an earlier run (same fingerprint) are skipped. Per-scene tasks
     run on ``threads`` threads, on the Dask cluster at ``dask_address``, or on a temporary local
@@ -304,10 +349,22 @@ def scan_folder(scene_dir: str = "sample_scenes", out_dir: str = "out/flows",
     Returns the report (also written to ``<out_dir>/report.json``).
     """
     logger = get_run_logger()
-    options = scan_options(detectors, device, tile_size, overlap, detector_options)
+    options = scan_options(detectors, device, tile_size, overlap, detector_options, max_megapixels, scene_timeout)
+    alerts_out = Path(out_dir) / ALERTS_NAME
+    # One writer per output, as for `orbitwatch scan`: a second run on the same out_dir fails at once.
+    with output_lock(alerts_out):
+        return _scan_folder(scene_dir, out_dir, options, resume, strict, threads, dask_address, dask_workers,
+                            gpu_exclusive, gpu_limit, gpu_slots, retry_failed)
+
+
+def _scan_folder(scene_dir: str, out_dir: str, options: ScanOptions, resume: bool, strict: bool, threads: int,
+                 dask_address: str | None, dask_workers: int, gpu_exclusive: bool | None, gpu_limit: str,
+                 gpu_slots: int, retry_failed: bool) -> dict[str, Any] | State:
+    """The body of ``scan-folder``, run while its output lock is held."""
+    logger = get_run_logger()
     out_path = Path(out_dir)
     alerts_out = out_path / ALERTS_NAME
-    plan = plan_scenes(scene_dir, out_dir, options, resume)
+    plan = plan_scenes(scene_dir, out_dir, options, resume, retry_failed)
     logger.info("%d scene(s) under %s: %d to scan, %d already done", len(plan["todo"]) + len(plan["done"])
                 + len(plan["failures"]), scene_dir, len(plan["todo"]), len(plan["done"]))
 

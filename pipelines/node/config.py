@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import tomllib
 import types
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import NodeConfigError
+
+log = logging.getLogger(__name__)
 
 #: Package data (TLEs, ground stations) lives next to this package.
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -56,10 +59,11 @@ class OrbitConfig:
     satellite: str = "CAPELLA-7-WHITNEY"
     #: Stations file; None = the package's reference set (pipelines/data/ground_stations.json).
     stations_file: str | None = None
-    #: Coarse contact-search step. A 5-deg-mask pass of a ~530 km LEO lasts several minutes, so
-    #: 20 s can only miss grazing passes shorter than 20 s (worthless for a downlink anyway).
+    #: Retired: the step and bisection tolerance of the old hand-written contact search. Contacts
+    #: now come from skyfield's ``find_events`` (roots to well under a second, no step to choose).
+    #: Still accepted, and still range-checked, so that existing config files keep loading; a
+    #: non-default value is logged as having no effect.
     step_s: float = 20.0
-    #: Bisection tolerance on AOS/LOS times.
     refine_tol_s: float = 0.5
 
     def __post_init__(self) -> None:
@@ -67,6 +71,9 @@ class OrbitConfig:
             raise NodeConfigError(f"orbit.step_s must be in (0, 120] s, got {self.step_s}")
         if not (0.0 < self.refine_tol_s <= self.step_s):
             raise NodeConfigError(f"orbit.refine_tol_s must be in (0, step_s], got {self.refine_tol_s}")
+        if (self.step_s, self.refine_tol_s) != (20.0, 0.5):
+            log.warning("orbit.step_s / orbit.refine_tol_s have no effect any more: contact windows come from "
+                        "skyfield's find_events; remove them from the config")
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,8 +306,8 @@ PARAM_SOURCES: dict[str, str] = {
     "orbit.tle_file": "package data: CelesTrak TLEs of Capella-1..8, epoch 2022-09-27 (pipelines/data/README.md)",
     "orbit.satellite": "CAPELLA-7-WHITNEY: sun-synchronous 97.47 deg, ~530 km (its TLE)",
     "orbit.stations_file": "package data: KSAT/SANSA/Awarua/ASF stations, 5 deg mask (ground_stations.json _source)",
-    "orbit.step_s": "numerical choice: passes above 5 deg last minutes; refined by bisection",
-    "orbit.refine_tol_s": "numerical choice",
+    "orbit.step_s": "retired (no effect): contacts come from skyfield's find_events",
+    "orbit.refine_tol_s": "retired (no effect): contacts come from skyfield's find_events",
     "power.solar_array_area_m2": "assumption (no public Capella figure)",
     "power.cell_efficiency": "Spectrolab XTJ Prime datasheet, 30.7% BOL AM0",
     "power.packing_factor": "assumption, typical rigid panel",

@@ -30,8 +30,7 @@ class OrbitalNode:
 
     def contacts(self, start: datetime, duration_s: float = 86400.0) -> list[ContactWindow]:
         """X-band passes over the configured stations."""
-        oc = self.config.orbit
-        return contact_windows(self.orbit, self.stations, start, duration_s, oc.step_s, oc.refine_tol_s)
+        return contact_windows(self.orbit, self.stations, start, duration_s)
 
     def sunlit(self, start: datetime, seconds: np.ndarray) -> np.ndarray:
         return self.orbit.sunlit(start, seconds)

@@ -53,11 +53,13 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.enums import MaskFlags
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from pipelines.errors import SceneError, SidecarError, TilingError
 from pipelines.scene.bands import THERMAL_BANDS, resolve_band_names
+from pipelines.scene.coverage import BlockCoverage, block_coverage
 from pipelines.scene.geo import sidecar_lonlat
 from pipelines.scene.sidecar import (
     BandCalibration,
@@ -122,6 +124,7 @@ class _Header:
     block_shape: tuple[int, int] = (0, 0)
     pixel_interleaved: bool = False
     data_end: int = 0  # largest offset + byte count among the sampled TIFF blocks (0: unknown)
+    has_mask: bool = False  # a per-dataset mask band (GDAL internal or .msk mask): 0 = no-data
 
 
 def _itemsize(dtype: str) -> int:
@@ -236,6 +239,7 @@ def _read_header(tif: Path) -> _Header:
                     block_shape=tuple(ds.block_shapes[0]) if ds.block_shapes else (0, 0),  # type: ignore[arg-type]
                     pixel_interleaved=str(getattr(ds.interleaving, "value", ds.interleaving)).upper() == "PIXEL",
                     data_end=_block_data_end(ds),
+                    has_mask=any(MaskFlags.per_dataset in flags for flags in ds.mask_flag_enums),
                 )
     except Exception as exc:  # any GDAL/rasterio failure on a bad file becomes one clear error
         raise SceneError(f"cannot open GeoTIFF (corrupt, truncated or not a raster): {exc}", tif) from exc
@@ -285,6 +289,8 @@ class Scene:
         self._reflectance_scale = reflectance_scale
         self._extra_nodata = extra_nodata
         self._ds: Any = None
+        self._coverage: BlockCoverage | None = None
+        self._coverage_known = False
 
     # ---------------------------------------------------------------- lifecycle
     def __repr__(self) -> str:
@@ -321,6 +327,19 @@ class Scene:
         return self._ds
 
     # ---------------------------------------------------------------- pixels
+    @property
+    def megapixels(self) -> float:
+        """Pixels of the full-resolution image, in millions (what the pixel budget counts)."""
+        return self.rows * self.cols / 1e6
+
+    def block_coverage(self) -> BlockCoverage | None:
+        """Which blocks of the TIFF hold data (see :mod:`pipelines.scene.coverage`); read once, on
+        first use, from the block tables only. None: unknown, every block is taken as present."""
+        if not self._coverage_known:
+            self._coverage = block_coverage(self.path, self.rows, self.cols)
+            self._coverage_known = True
+        return self._coverage
+
     def read(self, row_off: int, col_off: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated window -> (data float32 (nbands, h, w), valid bool (h, w)); see the module docstring.
 
@@ -344,9 +363,26 @@ class Scene:
             raise SceneError(f"cannot read window rows {row_off}..{row_off + height} cols {col_off}.."
                              f"{col_off + width} (corrupt or truncated TIFF?): {_error_detail(exc)}",
                              self.path) from exc
+        # Never-written (sparse) blocks and the TIFF's own mask band are no-data whatever value GDAL
+        # fills them with: for an optical band without a nodata value that fill (0) would otherwise
+        # pass for a measurement.
+        cov = self.block_coverage()
+        absent = cov.absent_mask(row_off, col_off, height, width) if cov is not None else None
+        if self._header.has_mask:
+            try:
+                mask = self._dataset().read_masks(1, window=window) == 0
+            except Exception as exc:
+                raise SceneError(f"cannot read the mask of window rows {row_off}..{row_off + height} cols "
+                                 f"{col_off}..{col_off + width}: {_error_detail(exc)}", self.path) from exc
+            absent = mask if absent is None else (absent | mask)
         if self.kind == "sar":
-            return self._sar(raw)
-        return self._optical(raw, (row_off, col_off, height, width))
+            data, valid = self._sar(raw)
+        else:
+            data, valid = self._optical(raw, (row_off, col_off, height, width), absent)
+        if absent is not None:
+            valid &= ~absent
+            data[:, ~valid] = 0.0
+        return data, valid
 
     def _sar(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         meta = self.metadata
@@ -370,9 +406,12 @@ class Scene:
         sigma0[~valid] = 0.0
         return sigma0.astype(np.float32)[None], valid
 
-    def _optical(self, raw: np.ndarray, win: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def _optical(self, raw: np.ndarray, win: tuple[int, int, int, int],
+                 absent: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         data = raw.astype(np.float64)
         valid = np.all(np.isfinite(data), axis=0)
+        if absent is not None:
+            valid &= ~absent  # before the reflectance check, so fill values never count in the median
         for b in range(data.shape[0]):
             nd = self._header.nodata[b]
             if nd is not None and not math.isnan(nd):

@@ -29,8 +29,8 @@ from rasterio.transform import Affine
 from rasterio.warp import transform as warp_transform
 
 from pipelines.errors import SceneWriteError
-from pipelines.synth.optical import SynthOpticalTile
-from pipelines.synth.sar import SynthSarScene
+from detectors.synth.optical import SynthOpticalTile
+from detectors.synth.sar import SynthSarScene
 
 log = logging.getLogger(__name__)
 
@@ -189,4 +189,53 @@ def write_optical_tile(out_dir: str | Path, stem: str, tile: SynthOpticalTile,
     fc["properties"] = {"scene": stem, "generator": side.get("orbitwatch_synth", {})}
     (out / f"{stem}_truth.geojson").write_text(json.dumps(fc))
     log.info("wrote optical tile %s (%d bands, %dx%d)", tif, len(names), *shape)
+    return tif
+
+
+def embed_sar_bundle_sparse(src_tif: str | Path, out_dir: str | Path, stem: str, canvas: tuple[int, int],
+                            offset: tuple[int, int], block: int = 512) -> Path:
+    """Place an existing SAR bundle at ``offset`` (rows, cols) inside a larger, mostly unwritten
+    GeoTIFF of ``canvas`` pixels; returns the new ``<stem>.tif`` (sidecar and truth beside it).
+
+    Why: a swath-edge product, or a header claiming a huge image over a few written blocks, is
+    a tiled TIFF whose other blocks were never written (GDAL ``SPARSE_OK``). Built from a real
+    bundle so the written part is pixel for pixel that bundle (the sparse-scan tests and
+    ``benchmarks/sparse_scene.py`` compare the two). ``offset`` must be a multiple of ``block``
+    so that the data's blocks hold nothing else.
+    """
+    src_tif = Path(src_tif)
+    rows, cols = canvas
+    r0, c0 = offset
+    if r0 % block or c0 % block or r0 < 0 or c0 < 0:
+        raise SceneWriteError(f"offset {offset} must be non-negative multiples of the block size {block}")
+    with rasterio.open(src_tif) as src:
+        data = src.read(1)
+        crs, tr = src.crs, src.transform
+        tags = src.tags()
+        desc = src.descriptions[0]
+    h, w = data.shape
+    if r0 + h > rows or c0 + w > cols:
+        raise SceneWriteError(f"a {h} x {w} bundle at {offset} does not fit a {rows} x {cols} canvas")
+    transform = tr @ Affine.translation(-c0, -r0)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tif = out / f"{stem}.tif"
+    with rasterio.open(tif, "w", driver="GTiff", width=cols, height=rows, count=1, dtype=data.dtype.name,
+                       crs=crs, transform=transform, nodata=0, tiled=True, blockxsize=block, blockysize=block,
+                       compress="DEFLATE", predictor=2, sparse_ok=True, bigtiff="IF_SAFER") as dst:
+        dst.write(data, 1, window=rasterio.windows.Window(c0, r0, w, h))
+        dst.set_band_description(1, desc or "")
+        dst.update_tags(**tags)
+    side = json.loads(src_tif.with_name(src_tif.stem + "_extended.json").read_text())
+    img = side["collect"]["image"]
+    img["rows"], img["columns"] = rows, cols
+    img["image_geometry"]["geotransform"] = list(transform.to_gdal())
+    (out / f"{stem}_extended.json").write_text(json.dumps(side, indent=2))
+    truth_src = src_tif.with_name(src_tif.stem + "_truth.geojson")
+    if truth_src.exists():
+        truth = [dict(f["properties"], row=f["properties"]["row"] + r0, col=f["properties"]["col"] + c0)
+                 for f in json.loads(truth_src.read_text())["features"]]
+        fc = _truth_features(truth, transform, crs)
+        fc["properties"] = {"scene": stem, "product": "GEO", "embedded_from": src_tif.name, "offset": [r0, c0]}
+        (out / f"{stem}_truth.geojson").write_text(json.dumps(fc, indent=1))
     return tif

@@ -29,8 +29,8 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
 from pipelines.scene.write import write_optical_tile, write_sar_bundle
-from pipelines.synth.optical import make_optical_tile
-from pipelines.synth.sar import make_sar_scene
+from detectors.synth.optical import make_optical_tile
+from detectors.synth.sar import make_sar_scene
 
 ACQ = datetime(2025, 7, 1, 10, 0, tzinfo=timezone.utc)
 HUGE = 200_000  #: rows and columns the crafted header claims (40 Gpx; the file is < 1 KB)
@@ -127,6 +127,33 @@ def huge_header_tiff(path: Path, rows: int = HUGE, cols: int = HUGE, bits: int =
     return path
 
 
+def sparse_bomb_tiff(path: Path, sidecar_template: dict | None = None, rows: int = HUGE, cols: int = HUGE,
+                     block: int = 1024) -> Path:
+    """A genuine sparse tiled uint16 GeoTIFF of ``rows x cols`` pixels with one written block of
+    sea-like clutter (GDAL ``SPARSE_OK``: every other block has offset 0), plus a Capella sidecar
+    that agrees with it when ``sidecar_template`` is given. About 0.6 MB for 40 Gpx.
+
+    Unlike :func:`huge_header_tiff` nothing about it is corrupt: its block tables are consistent
+    and each written block is where they say, so only a pixel budget can refuse it.
+    """
+    rng = np.random.default_rng(1)
+    patch = rng.gamma(4.0, 100.0, size=(block, block)).clip(1, 65535).astype(np.uint16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1, dtype="uint16",
+                           crs="EPSG:32633", transform=rasterio.Affine(0.5, 0, 500000.0, 0, -0.5, 4000000.0),
+                           nodata=0, tiled=True, blockxsize=block, blockysize=block, sparse_ok=True,
+                           compress="DEFLATE", bigtiff="YES") as ds:
+            ds.write(patch, 1, window=rasterio.windows.Window(0, 0, block, block))
+    if sidecar_template is not None:
+        side = _sar_sidecar(sidecar_template, rows, cols)
+        geom = side["collect"]["image"].get("image_geometry") or {}
+        if isinstance(geom.get("geotransform"), list):
+            geom["geotransform"] = [500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5]
+        path.with_name(path.stem + "_extended.json").write_text(json.dumps(side))
+    return path
+
+
 def build_corpus(root: Path) -> list[Case]:
     """Write the good scenes and every bad input under ``root``; return what each must produce."""
     root.mkdir(parents=True, exist_ok=True)
@@ -176,6 +203,11 @@ def build_corpus(root: Path) -> list[Case]:
     huge_header_tiff(bad / "huge_header_deflate.tif", compression=8)  # compressed: the block limit fires
     (bad / "huge_header_deflate_extended.json").write_text(json.dumps(_sar_sidecar(template, HUGE, HUGE)))
     add("bad/huge_header_deflate.tif", True, "200000", "one block")
+    # A real sparse tiled GeoTIFF (< 1 MB) that claims 200,000 x 200,000 pixels, with a sidecar that
+    # agrees: every block it points to exists, so only the pixel budget can refuse it.
+    sparse_bomb_tiff(bad / "sparse_bomb.tif", template)
+    add("bad/sparse_bomb.tif", True, "200,000 x 200,000", "40,000 mpx", "pixel budget", "--max-megapixels",
+        error="SceneTooLargeError")
 
     # ---- sidecars: missing, malformed, wrong shape, wrong types, orphaned, mismatched with the TIFF
     _bundle(bad, "sidecar_missing", small, "uint16", None)

@@ -2,11 +2,11 @@
 
 Runs the shipped SAR weights on generated 0.5 m scenes with the fine pass off and at several
 thresholds and prints object P / R / F1 and lifeboat recall for each (matching as in
-``eval_vessels.py``). This is how ``detectors.sar.learned.FINE_THRESHOLD`` (0.5) was chosen, on
+``eval_vessels.py``). This is how ``detectors.sar.fine_pass.FINE_THRESHOLD`` (0.5) was chosen, on
 validation seeds 900-919 and 980-999 only; the choice was then judged by the pre-written rules in
 ``benchmarks/results/sar_postprocess_4/CHOICE_RULE.txt`` on other seeds.
 
-    .venv/bin/python benchmarks/try_fine_pass.py --seeds 900-919,980-999 \\
+    .venv/bin/python benchmarks/experiments/try_fine_pass.py --seeds 900-919,980-999 \\
         --out benchmarks/results/sar_postprocess_4/explore_900-919_980-999.json
 """
 
@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ (eval_vessels)
 
 import torch  # noqa: E402
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from detectors.sar.learned import LearnedSarDetector
-    from pipelines.synth.sar import make_sar_scene
+    from detectors.synth.sar import make_sar_scene
 
     labels = [t.strip() for t in args.thresholds.split(",")]
     dets = {t: LearnedSarDetector(fine_threshold=None if t == "none" else float(t)) for t in labels}

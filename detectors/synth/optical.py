@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from pipelines.errors import SynthError
-from pipelines.synth._fields import smooth_field
+from detectors.errors import SynthError
+from detectors.synth._fields import smooth_field
 
 log = logging.getLogger(__name__)
 

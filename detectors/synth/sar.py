@@ -59,8 +59,8 @@ from scipy import ndimage
 from scipy.signal import fftconvolve
 from scipy.signal.windows import taylor as taylor_window
 
-from pipelines.errors import SynthError
-from pipelines.synth._fields import gaussian_to_gamma, smooth_field, upsample
+from detectors.errors import SynthError
+from detectors.synth._fields import gaussian_to_gamma, smooth_field, upsample
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,11 @@ detector run once at ``--collect-threshold`` (so the azimuth-ghost test sees eve
 that as reported - close to, not exactly, what an implementation inside the detector would do).
 
 The parameters were picked on seeds 920-979 and the rule then checked on 900-919 + 980-999 and
-SSDD's val chips (``benchmarks/results/try_group_companions.json``); it raised lifeboat recall by
-one boat there for four false alarms, lowering F1, so the detector does not use it.
+SSDD's val chips (``benchmarks/experiments/results/try_group_companions.json``); it raised
+lifeboat recall by one boat there for four false alarms, lowering F1, so the detector does not use
+it.
 
-    .venv/bin/python benchmarks/try_group_companions.py --ssdd ../shared/datasets/ssdd_train
+    .venv/bin/python benchmarks/experiments/try_group_companions.py --ssdd ../shared/datasets/ssdd_train
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ (eval_vessels)
 from eval_vessels import _seeds, load_coco, match  # noqa: E402
 
 from detectors.sar.learned import LearnedSarDetector  # noqa: E402
@@ -75,12 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
-    from pipelines.synth.sar import make_sar_scene
+    from detectors.synth.sar import make_sar_scene
 
     t0 = time.time()
     det = LearnedSarDetector(device="cpu", score_threshold=args.collect_threshold)
     thr = float(det.metadata["score_threshold"])
-    out: dict[str, Any] = {"command": "python benchmarks/try_group_companions.py " + " ".join(argv or sys.argv[1:]),
+    cmd = "python benchmarks/experiments/try_group_companions.py " + " ".join(argv or sys.argv[1:])
+    out: dict[str, Any] = {"command": cmd,
                            "weights_version": det.metadata.get("version"), "threshold": thr,
                            "floor": args.floor, "radius_m": args.radius_m}
 
