@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 from pipelines.alerts.model import Alert
 from pipelines.errors import AlertError
@@ -43,9 +45,33 @@ _FLOAT_PARAMS = ("score", "row", "col", "length_m", "width_m", "heading_deg", "a
 
 
 def cap_time(dt: datetime) -> str:
-    """CAP dateTime: explicit offset, and UTC as ``-00:00`` because CAP 1.2 forbids ``Z``."""
-    s = dt.astimezone(timezone.utc).isoformat(timespec="seconds" if dt.microsecond == 0 else "microseconds")
+    r"""CAP 1.2 dateTime, ``YYYY-MM-DDThh:mm:ss-00:00``, always in UTC.
+
+    Why this exact form: the OASIS schema restricts every dateTime (sent, effective, onset,
+    expires) to the pattern ``\d\d\d\d-\d\d-\d\dT\d\d:\d\d:\d\d[-,+]\d\d:\d\d``: no fractional
+    seconds (they are dropped: the time is truncated to the second) and no ``Z``. The schema
+    accepts ``+00:00`` and ``-00:00`` alike; CAP 1.2 (sec. 3.2.1 ``sent``, sec. 3.3.2) says UTC MUST
+    be written ``-00:00``, so that is the one written. A naive datetime is UTC, as in the Alert model.
+    """
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    s = dt.astimezone(timezone.utc).replace(microsecond=0).isoformat(timespec="seconds")
     return s.replace("+00:00", "-00:00")
+
+
+def cap_identifier(alert_id: str) -> str:
+    """The CAP ``identifier`` of an alert: ``orbitwatch-`` plus the alert id, percent-encoded.
+
+    CAP 1.2 sec. 3.2.1 forbids spaces, commas and the restricted characters ``<`` and ``&`` in
+    identifiers; percent-encoding everything but ``[A-Za-z0-9_.~-]`` removes them and stays
+    one-to-one, so distinct alerts keep distinct identifiers (our 16-hex ids pass unchanged).
+    """
+    return "orbitwatch-" + quote(alert_id, safe="")
+
+
+#: Characters XML 1.0 cannot carry at all (not even as character references): text holding one
+#: would make the document not well-formed, which no consumer can parse.
+_XML_ILLEGAL = re.compile(r"[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
 
 
 def _parse_time(s: str) -> datetime:
@@ -69,18 +95,21 @@ def alert_to_cap(alert: Alert, sender: str = "orbitwatch@example.org", status: s
     """
     if status not in STATUSES:
         raise AlertError(f"CAP status must be one of {STATUSES}, got {status!r}")
-    if any(c in sender for c in " ,<&"):
-        raise AlertError(f"CAP sender must not contain spaces, commas, '<' or '&': {sender!r}")
+    if not sender or re.search(r"[\s,<&]", sender):
+        raise AlertError(f"CAP sender must be non-empty without spaces, commas, '<' or '&': {sender!r}")
     category, event, urgency, severity = KIND_CAP[alert.kind]
     ET.register_namespace("", CAP_NS)
     root = ET.Element(_Q + "alert")
 
     def sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
+        bad = _XML_ILLEGAL.search(text)
+        if bad:
+            raise AlertError(f"CAP {tag} cannot carry {bad.group()!r}, a character XML 1.0 forbids: {text[:80]!r}")
         el = ET.SubElement(parent, _Q + tag)
         el.text = text
         return el
 
-    sub(root, "identifier", f"orbitwatch-{alert.alert_id}")
+    sub(root, "identifier", cap_identifier(alert.alert_id))
     sub(root, "sender", sender)
     sub(root, "sent", cap_time(sent or datetime.now(timezone.utc)))
     sub(root, "status", status)
@@ -141,7 +170,11 @@ def _check_order(el: ET.Element, order: tuple[str, ...], required: tuple[str, ..
 
 
 def validate_cap(xml: str) -> ET.Element:
-    """Check namespace, required elements and the schema's element order; returns the root."""
+    """Check namespace, required elements and the schema's element order; returns the root.
+
+    A light run-time check (no lxml at run time); the tests hold :func:`alert_to_cap` to the
+    OASIS CAP-v1.2.xsd itself (tests/test_alerts_cap_schema.py).
+    """
     try:
         root = ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
     except ET.ParseError as exc:

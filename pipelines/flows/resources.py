@@ -16,23 +16,38 @@ Kept apart from the flows so that every flow makes the same choices:
 * **Dask without a server.** In embedded mode each Dask worker process would otherwise start its
   own temporary Prefect server (seconds each, and a SQLite writer per worker). We hand the
   workers the flow's own embedded API URL instead.
+* **A quiet embedded server.** The temporary server a CLI command starts is configured by
+  :func:`embedded_server_settings` (no telemetry heartbeat, a startup timeout that fits a slow
+  first start); settings the user made explicitly are kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_SERVER_ANALYTICS_ENABLED,
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    get_current_settings,
+    temporary_settings,
+)
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipelines.errors import OrbitwatchError
+
+if TYPE_CHECKING:
+    from prefect.settings.legacy import Setting
+
+logger = logging.getLogger(__name__)
 
 #: Default name of the global concurrency limit detectors hold while they run.
 GPU_LIMIT = "gpu"
@@ -116,6 +131,23 @@ def retry_transient_only(task: Any, task_run: Any, state: Any) -> bool:
     return is_transient(exc if isinstance(exc, BaseException) else None)
 
 
+#: What to run when the optional Dask support is missing (printed verbatim: no Rich markup).
+DASK_INSTALL_HINT = "pip install 'orbitwatch[dask]'"
+
+
+def require_dask() -> Any:
+    """Return ``prefect_dask.DaskTaskRunner``, or raise OrbitwatchError naming the install command.
+
+    Separate from :func:`make_task_runner` so the CLI can check before it starts a server and a
+    flow run only to fail on a missing extra.
+    """
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as exc:  # the [dask] extra is optional
+        raise OrbitwatchError(f"Dask scale-out needs the dask extra: {DASK_INSTALL_HINT}") from exc
+    return DaskTaskRunner
+
+
 def make_task_runner(dask_address: str | None = None, dask_workers: int = 0, threads: int = 2) -> Any:
     """Where per-scene tasks run: an existing Dask cluster, a temporary local one, or threads.
 
@@ -125,10 +157,7 @@ def make_task_runner(dask_address: str | None = None, dask_workers: int = 0, thr
     process, which is the cheapest choice for a handful of scenes.
     """
     if dask_address or dask_workers > 0:
-        try:
-            from prefect_dask import DaskTaskRunner
-        except ImportError as exc:  # the [dask] extra is optional
-            raise OrbitwatchError("Dask scale-out needs the dask extra: pip install 'orbitwatch[dask]'") from exc
+        DaskTaskRunner = require_dask()
         if dask_address:
             return DaskTaskRunner(address=dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": int(dask_workers), "threads_per_worker": 1,
@@ -152,3 +181,36 @@ def api_for_workers() -> Iterator[str | None]:
         url = str(client.api_url)
     with temporary_settings(updates={PREFECT_API_URL: url}):
         yield url
+
+
+#: Settings for the temporary (embedded) Prefect server, applied unless the user set them.
+#:
+#: * Telemetry off: the server's telemetry heartbeat (prefect/server/services/telemetry.py,
+#:   ``_fetch_or_set_telemetry_session``) reads and then inserts the ``TELEMETRY_SESSION`` row in
+#:   one DEFERRED SQLite transaction. On a new database that insert races the first flow run's
+#:   writes; SQLite refuses to upgrade a stale read snapshot to a write lock in WAL mode and
+#:   answers "database is locked" at once (the 60 s busy timeout does not apply), and docket
+#:   logs the traceback. The heartbeat also logs an ERROR on every offline start.
+#: * Startup timeout 120 s instead of 20: creating a new database (migrations, block types)
+#:   takes longer than 20 s on a busy two-core machine, and the run then failed before starting.
+EMBEDDED_SERVER_DEFAULTS: dict[Setting, Any] = {
+    PREFECT_SERVER_ANALYTICS_ENABLED: False,
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 120,
+}
+
+
+@contextlib.contextmanager
+def embedded_server_settings() -> Iterator[None]:
+    """Apply :data:`EMBEDDED_SERVER_DEFAULTS` for a block that may start Prefect's temporary server.
+
+    Prefect's ``set_defaults`` keeps any value the user set (environment, profile, .env). Must wrap
+    the first Prefect client of the process (the flow call): the server takes its settings when it
+    starts and runs until the process exits. No-op with a real server (``PREFECT_API_URL`` set),
+    whose settings are its operator's business.
+    """
+    if get_current_settings().api.url:
+        yield
+        return
+    logger.debug("embedded Prefect server defaults: %s", {s.name: v for s, v in EMBEDDED_SERVER_DEFAULTS.items()})
+    with temporary_settings(set_defaults=EMBEDDED_SERVER_DEFAULTS):
+        yield

@@ -18,6 +18,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.errors import OrbitwatchError
@@ -30,15 +31,20 @@ err = Console(stderr=True)
 
 STORE_ENV = "ORBITWATCH_GROUND_STORE"
 SECRET_ENV = "ORBITWATCH_WEBHOOK_SECRET"
+WEB_TOKEN_ENV = "ORBITWATCH_WEB_TOKEN"  # = pipelines.ground.web.TOKEN_ENV (not imported: FastAPI is slow to load)
 StoreOpt = Annotated[Path, typer.Option("--store", "-s", envvar=STORE_ENV, help="Ground alert store (SQLite file).")]
 UnresolvedOpt = Annotated[str, typer.Option(
     help="Alert packets whose scene header has not arrived yet: 'placeholder' stores them at once as "
          "scene-<key> and renames them when the header comes; 'hold' keeps them (stored and acked) "
          "undelivered until it comes, so no webhook ever carries a placeholder name.")]
+ThumbnailsOpt = Annotated[bool, typer.Option(
+    help="Also reassemble and store thumbnail chips (APID 0x104) for the web console, acked as thumb:<alert id>; "
+         "without it their packets are counted as ignored and not acked.")]
 
 
 def _fail(exc: Exception, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
+    """Print the error verbatim (escaped: paths, URLs and names may hold ``[...]``) and return the exit."""
+    err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -58,10 +64,10 @@ def _split(values: Optional[list[str]]) -> list[str]:
 
 def _report_line(rep: object) -> None:
     d = rep.as_dict()  # type: ignore[attr-defined]
-    err.print(f"{d['source']}: {d['packets']} packets, {d['corrupt']} corrupt, {d['stored']} new alerts, "
+    err.print(f"{escape(str(d['source']))}: {d['packets']} packets, {d['corrupt']} corrupt, {d['stored']} new alerts, "
               f"{d['duplicates']} duplicates, {d['acked']} acked")
     for e in d["errors"][:5]:
-        err.print(f"  [yellow]{e}[/yellow]")
+        err.print(f"  [yellow]{escape(str(e))}[/yellow]")
 
 
 @ground_app.command()
@@ -72,6 +78,7 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the ingest report as JSON on stdout.")] = False,
     strict: Annotated[bool, typer.Option(help="Also exit 1 when any packet was corrupt (for checking a link offline).")] = False,
     unresolved: UnresolvedOpt = "placeholder",
+    thumbnails: ThumbnailsOpt = False,
 ) -> None:
     """Ingest packet files or GeoJSON into the store, acking what was committed.
 
@@ -89,7 +96,8 @@ def ingest(
     invalid_features = 0
     try:
         with AlertStore(store) as st:
-            rx = Receiver(st, on_ack=_ack_writer(ack_file), unresolved=unresolved)  # type: ignore[arg-type]
+            rx = Receiver(st, on_ack=_ack_writer(ack_file), unresolved=unresolved,  # type: ignore[arg-type]
+                          thumbnails=thumbnails)
             for p in paths:
                 rep = rx.receive_stream(sys.stdin.buffer, "stdin") if str(p) == "-" else rx.receive_file(p)
                 _report_line(rep)
@@ -115,6 +123,7 @@ def serve(
     poll_s: Annotated[float, typer.Option(help="Folder poll interval, seconds.")] = 1.0,
     once: Annotated[bool, typer.Option(help="Folder: ingest what is there now and exit.")] = False,
     unresolved: UnresolvedOpt = "placeholder",
+    thumbnails: ThumbnailsOpt = False,
 ) -> None:
     """Receive continuously: watch a folder for new downlink files, or read a packet stream, into the store."""
     from pipelines.ground.receiver import Receiver
@@ -123,7 +132,8 @@ def serve(
     stop = _install_stop()
     try:
         with AlertStore(store) as st:
-            rx = Receiver(st, on_ack=_ack_writer(ack_file), unresolved=unresolved)  # type: ignore[arg-type]
+            rx = Receiver(st, on_ack=_ack_writer(ack_file), unresolved=unresolved,  # type: ignore[arg-type]
+                          thumbnails=thumbnails)
             if source == "-":
                 _report_line(rx.receive_stream(sys.stdin.buffer, "stdin"))
                 return
@@ -133,7 +143,7 @@ def serve(
                 return
             if not path.is_dir():
                 raise _fail(OrbitwatchError("no such file or folder", path))
-            err.print(f"watching {path} (Ctrl-C to stop)")
+            err.print(f"watching {escape(str(path))} (Ctrl-C to stop)")
             while not stop["flag"]:
                 for rep in rx.receive_folder(path):
                     _report_line(rep)
@@ -196,7 +206,7 @@ def subscribe(
             st.add_subscriber(sub, backfill=backfill)
     except OrbitwatchError as exc:
         raise _fail(exc) from exc
-    err.print(f"subscriber [bold]{sub.name}[/bold] (id {sub.id}) -> {sub.url}")
+    err.print(f"subscriber [bold]{escape(sub.name)}[/bold] (id {sub.id}) -> {escape(sub.url)}")
     if generated:
         err.print("webhook secret (shown once; give it to the endpoint's owner):")
         typer.echo(sub.secret)
@@ -256,7 +266,7 @@ def deliver(
     err.print(f"{stats.attempts} attempts: {stats.delivered} delivered, {stats.retried} to retry, "
               f"{stats.dead} dead letters, {stats.pending_left} pending")
     for name in stats.disabled:
-        err.print(f"[yellow]subscriber {name} answered 410 Gone and was disabled[/yellow]")
+        err.print(f"[yellow]subscriber {escape(str(name))} answered 410 Gone and was disabled[/yellow]")
 
 
 @ground_app.command()
@@ -284,12 +294,15 @@ def status(
     t = Table("id", "subscriber", "url", "active", "pending", "delivered", "dead")
     for s in doc["subscribers"]:
         active = "yes" if s["active"] else f"no ({s['disabled_reason']})"
-        t.add_row(str(s["id"]), s["name"], s["url"], active, str(s["pending"]), str(s["delivered"]), str(s["dead"]))
+        # Table cells are Rich markup too: names, URLs ("http://[fe80::1]/") and errors are escaped.
+        t.add_row(str(s["id"]), escape(str(s["name"])), escape(str(s["url"])), escape(active), str(s["pending"]),
+                  str(s["delivered"]), str(s["dead"]))
     out.print(t)
     if doc["dead_letters"]:
         d = Table("alert", "subscriber", "attempts", "last error", title="dead letters")
         for r in doc["dead_letters"]:
-            d.add_row(r["alert_id"], r["subscriber"], str(r["attempts"]), str(r["last_error"]))
+            d.add_row(escape(str(r["alert_id"])), escape(str(r["subscriber"])), str(r["attempts"]),
+                      escape(str(r["last_error"])))
         out.print(d)
 
 
@@ -307,6 +320,39 @@ def requeue(
     except OrbitwatchError as exc:
         raise _fail(exc) from exc
     err.print(f"{n} dead letters queued again")
+
+
+@ground_app.command()
+def web(
+    store: StoreOpt = Path("ground.sqlite"),
+    host: Annotated[str, typer.Option(help="Address to bind. Anything but localhost/127.0.0.1/::1 needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    token: Annotated[Optional[str], typer.Option(
+        envvar=WEB_TOKEN_ENV, show_envvar=True,
+        help="Bearer token that enables the write actions (requeue). Without it the console is read-only. "
+             "Prefer the environment variable: a command-line token shows in `ps`.")] = None,
+    poll_s: Annotated[float, typer.Option(help="How often the console asks for new alerts, seconds.")] = 2.0,
+    max_markers: Annotated[int, typer.Option(help="Most markers drawn (the newest matching alerts).")] = 10_000,
+    tiles: Annotated[Optional[str], typer.Option(
+        help="XYZ tile URL template drawn under the built-in offline land map, e.g. a local tile server.")] = None,
+) -> None:
+    """Serve the web console (map, filters, alert details, delivery states) and OGC API - Features at /ogc/.
+
+    Exit status 2 when the store does not exist or when --host is beyond localhost without a token.
+    """
+    from pipelines.ground.web import check_bind, create_app
+
+    try:
+        check_bind(host, token)
+        app = create_app(store, token=token, poll_s=poll_s, max_markers=max_markers, tiles=tiles)
+    except OrbitwatchError as exc:
+        raise _fail(exc) from exc
+    import uvicorn
+
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"console on http://{escape(shown)}:{port}/ , OGC API - Features on http://{escape(shown)}:{port}/ogc/ "
+              f"({'requeue enabled with the token' if token else 'read-only'}; Ctrl-C to stop)", soft_wrap=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 @consumer_app.command("serve")
