@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench samples clean
+.PHONY: install browser demo test test-fast bench samples clean
 
 # Installs the package (editable) with its test and Dask extras into ./.venv.
 # torch/torchvision come from PyPI as the CUDA build (~5 GB); they run on CPU too.
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Debian's chromium + chromium-driver for the console's browser tests (installed when missing).
+browser:
+	bash .ci/install-browser
+
 # The main job on the committed sample scenes: alerts as GeoJSON in out/alerts.geojson, then
 # how many of the planted vessels, lifeboats and fires they found (sample_scenes/*_truth.geojson).
 demo: install
@@ -24,11 +28,11 @@ demo: install
 
 # The whole test suite (slow tests included: CI runs exactly this). pytest's exit code 5
 # (no tests collected) fails the target like any other failure.
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q
 
 # Everyday loop: skip the slow end-to-end tests.
-test-fast: install
+test-fast: install browser
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # CPU benchmarks that need nothing outside the repo (the detector evaluations on SSDD and the

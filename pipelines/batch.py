@@ -96,19 +96,23 @@ class BatchReport:
 
 
 def scene_fingerprint(path: Path, options: ScanOptions) -> str:
-    """Same file (size, mtime) + same detector choice -> same fingerprint -> safe to reuse.
+    """Same file (size, mtime; every file of a product) + same detector choice -> same
+    fingerprint -> safe to reuse. A ``--acquired`` time is part of it (it can change the alerts).
 
     The detector choice includes what "no choice" means (the defaults), every detector's version
     and the shipped weights' recorded checksums: retrained weights or new defaults redo a scene.
     """
     from pipelines.detect import DEFAULT_DETECTORS
+    from pipelines.scene.products import scene_identity
 
-    st = path.stat()
-    key = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns, list(options.detectors or []),
+    # A plain file: [path, size, mtime] as always; a product: every file of it (scene_identity).
+    acquired = getattr(options, "acquired", None)
+    key = json.dumps([*scene_identity(path), list(options.detectors or []),
                       options.tile_size, options.overlap, _detector_versions(),
                       None if options.detectors else {k: list(v) for k, v in DEFAULT_DETECTORS.items()},
                       _weights_checksums()]
-                     + ([_options_key(options.detector_options)] if options.detector_options else []),
+                     + ([_options_key(options.detector_options)] if options.detector_options else [])
+                     + ([["--acquired", acquired.isoformat()]] if acquired is not None else []),
                      default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
@@ -279,25 +283,54 @@ def run_batch(
     on_scene_done: Callable[[Path, SceneResult | SceneFailure], None] | None = None,
     on_tile: Callable[[int, int], None] | None = None,
     retry_failed: bool = False,
+    quicklook_dir: Path | None = None,
 ) -> BatchReport:
     """Scan every scene; a failing scene is recorded with its reason and the batch goes on.
 
     Raises OutputLockedError (before touching anything) when another batch writes ``out``. A
     scene that failed in an earlier run is reported from its record, not redone, unless
     ``retry_failed``. A failed write ends the batch: ``report.aborted`` says why, and the alerts
-    file keeps what it held.
+    file keeps what it held. ``quicklook_dir``: a PNG per scene there with its detections drawn
+    (also for resumed scenes whose PNG is missing); a quicklook that cannot be made is a note in
+    the scene's summary, never a failure of the scene.
     """
     options = options or ScanOptions()
     out = Path(out)
     with output_lock(out):
-        return _run_batch(scenes, out, options, resume, on_scene_start, on_scene_done, on_tile, retry_failed)
+        return _run_batch(scenes, out, options, resume, on_scene_start, on_scene_done, on_tile, retry_failed,
+                          Path(quicklook_dir) if quicklook_dir is not None else None)
+
+
+def quicklook_name(path: Path, fp: str, taken: set[str]) -> str:
+    """``<stem>.png``, or ``<stem>-<fingerprint>.png`` when another scene of the batch has that stem."""
+    name = f"{path.stem}.png"
+    if name in taken:
+        name = f"{path.stem}-{fp[:8]}.png"
+    taken.add(name)
+    return name
+
+
+def write_quicklook(path: Path, features: list[dict[str, Any]], png: Path) -> str | None:
+    """Render one scene's quicklook; returns None, or the reason it could not be made."""
+    from pipelines.scene import open_scene
+    from pipelines.scene.quicklook import render_quicklook
+
+    try:
+        with open_scene(path) as scene:
+            render_quicklook(scene, [Alert.from_feature(f) for f in features], png)
+    except OrbitwatchError as exc:
+        log.warning("no quicklook for %s: %s", path, exc)
+        return f"no quicklook: {exc}"
+    return None
 
 
 def _run_batch(scenes: list[Path], out: Path, options: ScanOptions, resume: bool,
                on_scene_start: Callable[[Path, int, int], None] | None,
                on_scene_done: Callable[[Path, SceneResult | SceneFailure], None] | None,
-               on_tile: Callable[[int, int], None] | None, retry_failed: bool) -> BatchReport:
+               on_tile: Callable[[int, int], None] | None, retry_failed: bool,
+               quicklook_dir: Path | None) -> BatchReport:
     pdir = parts_dir(out)
+    ql_names: set[str] = set()
     report = BatchReport(out=str(out))
     try:
         pdir.mkdir(parents=True, exist_ok=True)
@@ -314,7 +347,7 @@ def _run_batch(scenes: list[Path], out: Path, options: ScanOptions, resume: bool
             on_scene_start(path, i, len(scenes))
         try:
             if not path.name.endswith(SIDECAR_SUFFIX):
-                check_scene_path(path)  # a dangling link or loop: say which, before stat() fails vaguely
+                check_scene_path(path, allow_dir=True)  # a dangling link or loop: say which, before stat() fails
             fp = scene_fingerprint(path, options)
         except SceneError as exc:
             fail = SceneFailure(str(path), type(exc).__name__, str(exc))
@@ -331,7 +364,12 @@ def _run_batch(scenes: list[Path], out: Path, options: ScanOptions, resume: bool
         if fp in parts:
             wanted[fp] = parts[fp]
             report.scenes_skipped.append(str(path))
-            report.results.append(parts[fp]["summary"])
+            summary = dict(parts[fp]["summary"])
+            if quicklook_dir is not None:
+                png = quicklook_dir / quicklook_name(path, fp, ql_names)
+                why = write_quicklook(path, parts[fp]["features"], png) if not png.exists() else None
+                summary["quicklook"] = None if why else str(png)
+            report.results.append(summary)
             continue
         if resume and not retry_failed:
             earlier = earlier_failure(pdir, fp, options)
@@ -365,6 +403,12 @@ def _run_batch(scenes: list[Path], out: Path, options: ScanOptions, resume: bool
                 _abort(report, out, exc, scenes[i:])
                 break
             clear_failure(pdir, fp)
+            if quicklook_dir is not None:
+                png = quicklook_dir / quicklook_name(path, fp, ql_names)
+                why = write_quicklook(path, doc["features"], png)
+                summary = dict(summary, quicklook=None if why else str(png))
+                if why:
+                    summary["notes"] = [*summary["notes"], why]
             report.scenes_ok.append(str(path))
             report.results.append(summary)
             if on_scene_done:

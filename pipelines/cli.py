@@ -46,7 +46,7 @@ def _split(values: Optional[list[str]]) -> list[str] | None:
 
 @app.command()
 def scan(
-    scene_dir: Annotated[Path, typer.Argument(help="A scene bundle (.tif) or a folder searched recursively.")],
+    scene_dir: Annotated[Path, typer.Argument(help="A scene (.tif bundle, Landsat MTL or folder, Sentinel-2 SAFE, STAC item or catalog) or a folder searched recursively.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Alerts GeoJSON FeatureCollection to write.")] = Path("alerts.geojson"),
     detectors: Annotated[Optional[list[str]], typer.Option("--detectors", "-d", help="Detector names, comma-separated (see `orbitwatch detectors`). Default: the shipped detector per scene kind.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (cuda:N).")] = "auto",
@@ -56,8 +56,10 @@ def scan(
     resume: Annotated[bool, typer.Option(help="Skip scenes already finished by an earlier (possibly killed) run.")] = True,
     max_megapixels: Annotated[float, typer.Option("--max-megapixels", help="Pixel budget: a scene with more pixels is refused before any pixel is read (0: no budget). The default is about twice a Capella spotlight SLC.")] = 4000.0,
     scene_timeout: Annotated[Optional[float], typer.Option("--scene-timeout", help="Time budget per scene in seconds: a scene that overruns fails, none of its alerts are kept, the batch goes on.")] = None,
+    quicklook: Annotated[Optional[Path], typer.Option("--quicklook", help="Write a PNG per scene into this folder with each detection drawn and labelled (kind, score, length).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="On resume, scan again the scenes that failed in an earlier run (by default they are reported from its record).")] = False,
     option: Annotated[Optional[list[str]], typer.Option("--option", "-O", help="A detector option, DETECTOR.KEY=VALUE (repeatable), e.g. sar-fused.learned.fine_threshold=none turns the fine pass off. `orbitwatch detectors` lists each detector's options.")] = None,
+    acquired: Annotated[Optional[str], typer.Option("--acquired", help="Acquisition time (ISO 8601, UTC if no zone) for scenes that record none; never overrides a scene's own time (each alert's acquired_source says which was used).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Scan scene bundles and write alerts (GeoJSON). Exit status 1 if any scene failed."""
@@ -66,6 +68,7 @@ def scan(
     from pipelines.detect import ScanOptions, parse_detector_options
     from pipelines.errors import OrbitwatchError, OutputLockedError
     from pipelines.scene import find_scenes
+    from pipelines.scene.acquisition import parse_user_time
 
     try:
         scenes = find_scenes(scene_dir, broken_links=True)  # report dangling links, never skip silently
@@ -74,13 +77,18 @@ def scan(
         options = ScanOptions(detectors=_split(detectors), device=device, tile_size=tile_size, overlap=overlap,
                               detector_options=parse_detector_options(option),
                               max_megapixels=max_megapixels if max_megapixels != 0 else None,
-                              scene_timeout_s=scene_timeout)
+                              scene_timeout_s=scene_timeout, acquired=parse_user_time(acquired))
         options.validate()  # names and options, before any work
+        if quicklook is not None:
+            try:
+                quicklook.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OrbitwatchError(f"cannot create the quicklook folder: {exc.strerror or exc}", quicklook) from exc
     except (OrbitwatchError, DetectorError) as exc:
         console.print(f"[red]error:[/red] {_show(exc)}")
         raise typer.Exit(2) from exc
     if not scenes:
-        console.print(f"[yellow]no scenes (.tif) found under {_show(scene_dir)}[/yellow]")
+        console.print(f"[yellow]no scenes (.tif, Landsat MTL, SAFE, STAC item) found under {_show(scene_dir)}[/yellow]")
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=quiet, transient=True) as progress:
@@ -101,7 +109,8 @@ def scan(
 
         try:
             report = run_batch(scenes, out, options, resume=resume, on_scene_start=on_start,
-                               on_scene_done=on_done, on_tile=on_tile, retry_failed=retry_failed)
+                               on_scene_done=on_done, on_tile=on_tile, retry_failed=retry_failed,
+                               quicklook_dir=quicklook)
         except OutputLockedError as exc:
             progress.stop()
             console.print(f"[red]error:[/red] {_show(exc)}")

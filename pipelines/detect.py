@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,9 @@ class ScanOptions:
     #: Time budget per scene in seconds (None: none). Checked between tile batches and while
     #: waiting on a read, so a scene stops within one batch's compute of its budget.
     scene_timeout_s: float | None = None
+    #: Acquisition time for scenes that record none (``--acquired``; see
+    #: :mod:`pipelines.scene.acquisition`): it never overrides a time a scene records.
+    acquired: datetime | None = None
 
     def detectors_for(self, kind: str) -> list[str]:
         if not self.detectors:
@@ -121,6 +125,8 @@ class ScanOptions:
                 flag = "--max-megapixels" if name == "max_megapixels" else "--scene-timeout"
                 raise ScanOptionError(f"{flag} must be a positive number of "
                                       f"{'megapixels' if name == 'max_megapixels' else 'seconds'}, got {v!r}")
+        if self.acquired is not None and (not isinstance(self.acquired, datetime) or self.acquired.tzinfo is None):
+            raise ScanOptionError(f"--acquired must be a timezone-aware datetime, got {self.acquired!r}")
         running = set()
         for kind in ("sar", "optical"):
             running.update(self.detectors_for(kind))
@@ -381,7 +387,7 @@ def scan_scene(
     t0 = time.perf_counter()
     t_open = t0
     deadline = Deadline(options.scene_timeout_s, path, start=t0)
-    scene = open_scene(path)
+    scene = open_scene(path, acquired=options.acquired)
     try:
         check_pixel_budget(scene, options.max_megapixels)
         names = options.detectors_for(scene.kind)
@@ -760,15 +766,25 @@ def detections_to_alerts(scene: Scene, detections: list[Detection]) -> list[Aler
     rows = np.array([d.row for d in detections], dtype=np.float64)
     cols = np.array([d.col for d in detections], dtype=np.float64)
     lons, lats = scene.pixel_to_lonlat(rows, cols)
+    # Where the time came from, and the product's quality flags at each alert (cloud, water...),
+    # for the operator to judge; both are GeoJSON properties, not carried by packets.
+    source = getattr(scene, "acquired_source", None)
+    flags_at = getattr(scene, "flags_at", None)
+    flags = flags_at(rows, cols) if flags_at is not None and getattr(scene, "quality", None) else None
     alerts = []
-    for d, lon, lat in zip(detections, lons, lats):
+    for k, (d, lon, lat) in enumerate(zip(detections, lons, lats)):
+        attrs = dict(d.attrs)
+        if source is not None:
+            attrs.setdefault("acquired_source", source)
+        if flags is not None:
+            attrs.setdefault("quality_flags", flags[k])
         alerts.append(Alert(
             alert_id=make_alert_id(scene.stem, d.kind, d.row, d.col, d.detector),
             scene=scene.stem, kind=d.kind, score=float(min(max(d.score, 0.0), 1.0)),
             lon=float(lon), lat=float(lat), row=float(d.row), col=float(d.col),
             acquired=scene.acquired, detector=d.detector, length_m=d.length_m,
             width_m=d.width_m, heading_deg=d.heading_deg, pixels=d.pixels, area_m2=d.area_m2,
-            attrs=dict(d.attrs),
+            attrs=attrs,
         ))
     alerts.sort(key=lambda a: (a.kind, -a.score, a.row, a.col))
     return alerts

@@ -82,6 +82,16 @@ class SceneTooLargeError(SceneError):
     """A scene holds more pixels than the scan's pixel budget (``--max-megapixels``)."""
 
 
+class ProductError(SceneError):
+    """A provider's product (Landsat folder, Sentinel-2 SAFE, STAC item) is incomplete or
+    malformed: a band file or asset missing, a metadata file without a key it must have."""
+
+
+class StacError(ProductError):
+    """A STAC item, catalog or collection cannot be read as scenes (bad JSON, no data asset,
+    an asset href that leads nowhere)."""
+
+
 class SceneTimeoutError(SceneError, TimeoutError):
     """A scene ran past the scan's time budget (``--scene-timeout``); none of its alerts are kept."""
 
@@ -92,3 +102,19 @@ class OutputLockedError(OrbitwatchError, RuntimeError):
 
 class OutputWriteError(OrbitwatchError, OSError):
     """An output (alerts file, manifest part) could not be written, e.g. the disk is full."""
+
+
+class QuicklookError(OrbitwatchError, RuntimeError):
+    """A scene's quicklook PNG cannot be rendered or written (its alerts stand without it)."""
+
+
+class AlertQueryError(GroundError, ValueError):
+    """A query on the ground alert store is malformed: bbox, time interval, kinds, score, paging."""
+
+
+class WebConfigError(GroundError, ValueError):
+    """The ground web console cannot start as asked (e.g. bound beyond localhost without a token)."""
+
+
+class WebAccessError(GroundError, PermissionError):
+    """A write action of the ground web console was refused (read-only, or a missing/wrong token)."""

@@ -149,6 +149,11 @@ class ThumbnailAssembler:
             raise PacketError(f"thumbnail {seg.alert_id}: overlapping segments")
         return seg.alert_id, blob
 
+    def discard(self, alert_id: str) -> None:
+        """Forget one blob's segments (they disagree): its next complete retransmission starts afresh."""
+        self._parts.pop(alert_id, None)
+        self._total.pop(alert_id, None)
+
     @property
     def incomplete(self) -> list[str]:
         """Alert ids with missing segments (to be re-requested)."""

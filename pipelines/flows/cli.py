@@ -14,10 +14,31 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 flows_app = typer.Typer(add_completion=False, no_args_is_help=True,
                         help="Run orbitwatch's Prefect flows (embedded by default; uses PREFECT_API_URL when set).")
 console = Console(stderr=True)
+
+
+@flows_app.callback(help=flows_app.info.help)
+def _embedded_server(ctx: typer.Context) -> None:
+    """Run every flow command under the embedded-server defaults (no telemetry heartbeat racing the
+    first run's SQLite writes, a startup timeout that fits a new database); see
+    :func:`pipelines.flows.resources.embedded_server_settings`."""
+    from pipelines.flows.resources import embedded_server_settings
+
+    ctx.with_resource(embedded_server_settings())
+
+
+def _error(message: object, label: str = "error:") -> None:
+    """Print ``label message`` on stderr with the message verbatim.
+
+    Why: messages carry commands (``pip install 'orbitwatch[dask]'``), paths and option values;
+    Rich took ``[dask]`` for a markup tag and dropped it. Escaped, and not wrapped by Rich, so a
+    command can be copied as printed.
+    """
+    console.print(f"[red]{escape(label)}[/red] {escape(str(message))}", soft_wrap=True)
 
 
 def _split(values: Optional[list[str]]) -> list[str] | None:
@@ -31,6 +52,18 @@ def _split(values: Optional[list[str]]) -> list[str] | None:
 DetectorOptionItems = Annotated[Optional[list[str]], typer.Option(
     "--option", "-O", help="A detector option, DETECTOR.KEY=VALUE (repeatable); see `orbitwatch detectors`.")]
 
+#: ``--acquired``, as ``orbitwatch scan`` takes it.
+AcquiredTime = Annotated[Optional[str], typer.Option(
+    "--acquired", help="Acquisition time (ISO 8601) for scenes that record none; never overrides a scene's own.")]
+
+#: The per-scene budgets, as ``orbitwatch scan`` takes them.
+MaxMegapixels = Annotated[float, typer.Option(
+    "--max-megapixels", help="Pixel budget: a larger scene is refused before any pixel is read (0: none).")]
+QuicklookFlag = Annotated[bool, typer.Option(
+    "--quicklook/--no-quicklook", help="A PNG per scene with its detections (<out>/quicklooks/) and an image artifact.")]
+SceneTimeout = Annotated[Optional[float], typer.Option(
+    "--scene-timeout", help="Time budget per scene in seconds: a scene that overruns fails; the rest go on.")]
+
 
 def _options(items: Optional[list[str]]) -> dict[str, dict[str, Any]] | None:
     """``--option DETECTOR.KEY=VALUE`` items -> the flows' ``detector_options``; exit 2 when malformed."""
@@ -40,7 +73,21 @@ def _options(items: Optional[list[str]]) -> dict[str, dict[str, Any]] | None:
     try:
         return parse_detector_options(items)
     except ScanOptionError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        _error(exc)
+        raise typer.Exit(2) from exc
+
+
+def _require_dask(dask_address: Optional[str], dask_workers: int) -> None:
+    """Exit 2 before any server or flow run starts when Dask is asked for but not installed."""
+    if not (dask_address or dask_workers > 0):
+        return
+    from pipelines.errors import OrbitwatchError
+    from pipelines.flows.resources import require_dask
+
+    try:
+        require_dask()
+    except OrbitwatchError as exc:
+        _error(exc)
         raise typer.Exit(2) from exc
 
 
@@ -48,11 +95,11 @@ def _finish(state: Any) -> None:
     """Print the flow's return value as JSON on stdout; exit 1 unless the run Completed."""
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
-        console.print(f"[red]{state.name}:[/red] {result}")
+        _error(result, f"{state.name}:")
     else:
         typer.echo(json.dumps(result, indent=1, default=str))
     if not state.is_completed():
-        console.print(f"[red]flow run ended {state.name}: {state.message or ''}[/red]")
+        _error(state.message or "", f"flow run ended {state.name}:")
         raise typer.Exit(1)
 
 
@@ -69,14 +116,22 @@ def scan_folder_cmd(
     dask_address: Annotated[Optional[str], typer.Option(help="Run per-scene tasks on this Dask scheduler (tcp://host:8786).")] = None,
     dask_workers: Annotated[int, typer.Option(help="Start a temporary local Dask cluster with this many worker processes.")] = 0,
     option: DetectorOptionItems = None,
+    max_megapixels: MaxMegapixels = 4000.0,
+    scene_timeout: SceneTimeout = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Scan again the scenes that failed in an earlier run.")] = False,
+    quicklook: QuicklookFlag = True,
+    acquired: AcquiredTime = None,
 ) -> None:
     """Scan a folder of scenes as a Prefect flow run (resumable, cached, optionally on Dask)."""
     from pipelines.flows.scan import scan_folder
 
+    _require_dask(dask_address, dask_workers)
     state = scan_folder(str(scene_dir), str(out_dir), detectors=_split(detectors), device=device,
                         tile_size=tile_size, resume=resume, strict=strict, threads=threads,
                         dask_address=dask_address, dask_workers=dask_workers,
-                        detector_options=_options(option), return_state=True)
+                        detector_options=_options(option), max_megapixels=max_megapixels,
+                        scene_timeout=scene_timeout, retry_failed=retry_failed, quicklook=quicklook,
+                        acquired=acquired, return_state=True)
     _finish(state)
 
 
@@ -87,12 +142,17 @@ def scan_scene_cmd(
     detectors: Annotated[Optional[list[str]], typer.Option("--detectors", "-d", help="Detector names, comma-separated.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (cuda:N).")] = "auto",
     option: DetectorOptionItems = None,
+    max_megapixels: MaxMegapixels = 4000.0,
+    scene_timeout: SceneTimeout = None,
+    quicklook: QuicklookFlag = True,
+    acquired: AcquiredTime = None,
 ) -> None:
     """Scan one scene bundle as a Prefect flow run."""
     from pipelines.flows.scan import scan_scene
 
     _finish(scan_scene(str(scene), str(out_dir), detectors=_split(detectors), device=device,
-                       detector_options=_options(option), return_state=True))
+                       detector_options=_options(option), max_megapixels=max_megapixels,
+                       scene_timeout=scene_timeout, quicklook=quicklook, acquired=acquired, return_state=True))
 
 
 @flows_app.command("deliver-alerts")

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_image_artifact, create_table_artifact
 from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture, wait
 from prefect.states import Failed, State
@@ -68,6 +68,9 @@ CACHE_FORMAT = "v1"
 ALERTS_NAME = "alerts.geojson"
 REPORT_NAME = "report.json"
 SCENES_DIR = "scenes"
+QUICKLOOKS_DIR = "quicklooks"
+#: Longest edge of the JPEG a quicklook artifact carries (the PNG on disk is full quicklook size).
+ARTIFACT_SIDE = 768
 
 #: Seconds past ``scene_timeout`` after which Prefect itself times the detect task out. The scan's
 #: own budget (checked between tile batches, see pipelines.detect.Deadline) normally ends it first
@@ -79,15 +82,19 @@ TASK_TIMEOUT_GRACE_S = 60.0
 def scan_options(detectors: list[str] | None = None, device: str = "auto", tile_size: int = 2048,
                  overlap: int | None = None, detector_options: dict[str, dict[str, Any]] | None = None,
                  max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
-                 scene_timeout: float | None = None) -> ScanOptions:
+                 scene_timeout: float | None = None, acquired: str | None = None) -> ScanOptions:
     """Flow parameters -> ScanOptions, validating detector names, options and budgets before any
     task is submitted (a bad one fails the flow run once, not once per scene).
 
-    ``max_megapixels`` 0 or None: no pixel budget; ``scene_timeout`` None: no time budget.
+    ``max_megapixels`` 0 or None: no pixel budget; ``scene_timeout`` None: no time budget;
+    ``acquired``: ISO 8601 time for scenes that record none (as ``orbitwatch scan --acquired``).
     """
+    from pipelines.scene.acquisition import parse_user_time
+
     options = ScanOptions(detectors=list(detectors) if detectors else None, device=device,
                           tile_size=tile_size, overlap=overlap, detector_options=detector_options or None,
-                          max_megapixels=max_megapixels or None, scene_timeout_s=scene_timeout)
+                          max_megapixels=max_megapixels or None, scene_timeout_s=scene_timeout,
+                          acquired=parse_user_time(acquired))
     options.validate()
     return options
 
@@ -110,6 +117,8 @@ def scene_geojson_path(scene: Path, out_dir: Path, root: Path | None = None) -> 
             rel = scene.resolve().relative_to(root.resolve())
         except ValueError:
             pass
+    if not rel.name:  # the root is itself the scene (a SAFE folder given as scene_dir)
+        rel = Path(scene.name)
     return out_dir / SCENES_DIR / rel.with_suffix(".geojson")
 
 
@@ -129,12 +138,61 @@ def _detect_run_name() -> str:
     return f"detect-{Path(str(task_run.parameters.get('path', 'scene'))).name}"
 
 
+def quicklook_path(geojson: Path) -> Path:
+    """``<out_dir>/scenes/<rel>.geojson`` -> ``<out_dir>/quicklooks/<rel>.png`` (same mirroring)."""
+    parts = list(geojson.parts)
+    if SCENES_DIR in parts:
+        i = len(parts) - 1 - parts[::-1].index(SCENES_DIR)
+        parts[i] = QUICKLOOKS_DIR
+    return Path(*parts).with_suffix(".png")
+
+
+def publish_quicklook(scene_path: str, features: list[dict[str, Any]], png: Path) -> str | None:
+    """Render the quicklook PNG and show it as a Prefect image artifact; returns None or why not.
+
+    The artifact carries a JPEG of at most ARTIFACT_SIDE px as a data URL: Prefect's image
+    artifacts take a URL, and the node's files are not served to the UI.
+    """
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from pipelines.batch import write_quicklook
+
+    why = write_quicklook(Path(scene_path), features, png)
+    if why:
+        return why
+    try:
+        with Image.open(png) as im:
+            im.thumbnail((ARTIFACT_SIDE, ARTIFACT_SIDE))
+            buf = io.BytesIO()
+            im.convert("RGB").save(buf, format="JPEG", quality=80)
+        key = "quicklook-" + (re.sub(r"[^a-z0-9-]+", "-", Path(scene_path).stem.lower()).strip("-") or "scene")
+        create_image_artifact(image_url="data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode(),
+                              key=key[:100], description=f"{Path(scene_path).name}: {len(features)} alert(s); "
+                                                         f"full size: {png}")
+    except OSError as exc:  # the PNG stands; only its artifact is missing
+        return f"quicklook written to {png} but not shown as an artifact: {exc}"
+    return None
+
+
 def write_scene_outputs(detected: dict[str, Any], geojson: Path, manifest: Path | None,
-                        fingerprint: str | None) -> dict[str, Any]:
-    """Write one scene's GeoJSON (and its batch manifest part) atomically; return a small summary."""
+                        fingerprint: str | None, quicklook: bool = False) -> dict[str, Any]:
+    """Write one scene's GeoJSON (and its batch manifest part) atomically; return a small summary.
+
+    ``quicklook``: also the scene's PNG (``<out_dir>/quicklooks/``) and its Prefect image artifact.
+    """
     alerts = [Alert.from_feature(f) for f in detected["features"]]
     n = write_alerts(geojson, alerts)
     summary = dict(detected["summary"], geojson=str(geojson), alerts=n)
+    if quicklook:
+        png = quicklook_path(geojson)
+        why = publish_quicklook(detected["summary"]["path"], detected["features"], png)
+        summary["quicklook"] = None if why else str(png)
+        if why:
+            summary["notes"] = [*summary.get("notes", []), why]
     if manifest is not None and fingerprint is not None:
         doc = {"manifest_version": MANIFEST_VERSION, "path": detected["summary"]["path"],
                "summary": summary, "features": detected["features"]}
@@ -244,9 +302,10 @@ def detect_scene(path: str, options: ScanOptions, gpu_exclusive: bool | None = N
 
 @task(name="write-scene-alerts", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient_only)
 def write_scene_alerts(detected: dict[str, Any], geojson: str, manifest: str | None = None,
-                       fingerprint: str | None = None) -> dict[str, Any]:
-    """Persist one scene's alerts (GeoJSON + manifest part); return its path and counts."""
-    return write_scene_outputs(detected, Path(geojson), Path(manifest) if manifest else None, fingerprint)
+                       fingerprint: str | None = None, quicklook: bool = False) -> dict[str, Any]:
+    """Persist one scene's alerts (GeoJSON + manifest part, and its quicklook); return its path and counts."""
+    return write_scene_outputs(detected, Path(geojson), Path(manifest) if manifest else None, fingerprint,
+                               quicklook)
 
 
 @task(name="merge-alerts", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient_only)
@@ -262,21 +321,25 @@ def scan_scene(scene: str, out_dir: str = "out/flows", detectors: list[str] | No
                gpu_exclusive: bool | None = None, gpu_limit: str = GPU_LIMIT,
                detector_options: dict[str, dict[str, Any]] | None = None,
                max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
-               scene_timeout: float | None = None) -> dict[str, Any]:
+               scene_timeout: float | None = None, quicklook: bool = True,
+               acquired: str | None = None) -> dict[str, Any]:
     """Scan one scene bundle and write ``<out_dir>/scenes/<stem>.geojson``.
 
     ``detector_options``: keyword options per detector name, e.g.
     ``{"sar-fused": {"learned": {"fine_threshold": null}}}`` (``orbitwatch detectors`` lists them).
     ``max_megapixels`` (0: none) and ``scene_timeout`` (seconds, None: none) are the scene's pixel
-    and time budgets, as ``orbitwatch scan --max-megapixels / --scene-timeout``.
+    and time budgets, as ``orbitwatch scan --max-megapixels / --scene-timeout``. ``quicklook``:
+    a PNG with the detections drawn in ``<out_dir>/quicklooks/`` and as an image artifact.
+    ``acquired``: ISO 8601 acquisition time for a scene that records none (``--acquired``).
 
     Returns ``{"path", "scene", "kind", "geojson", "alerts", "by_kind", "tiles", ...}``. A bad
     bundle fails the flow run (there is nothing else it could report).
     """
     logger = get_run_logger()
-    options = scan_options(detectors, device, tile_size, overlap, detector_options, max_megapixels, scene_timeout)
+    options = scan_options(detectors, device, tile_size, overlap, detector_options, max_megapixels, scene_timeout,
+                           acquired)
     detected = _detect_task(options)(scene, options, gpu_exclusive=gpu_exclusive, gpu_limit=gpu_limit)
-    summary = write_scene_alerts(detected, str(scene_geojson_path(Path(scene), Path(out_dir))))
+    summary = write_scene_alerts(detected, str(scene_geojson_path(Path(scene), Path(out_dir))), quicklook=quicklook)
     logger.info("%s: %d alert(s) -> %s", summary["scene"], summary["alerts"], summary["geojson"])
     return summary
 
@@ -284,7 +347,7 @@ def scan_scene(scene: str, out_dir: str = "out/flows", detectors: list[str] | No
 @flow(name="scan-scenes")
 def scan_scenes(items: list[dict[str, Any]], out: str, options: ScanOptions,
                 gpu_exclusive: bool | None = None, gpu_limit: str = GPU_LIMIT,
-                gpu_slots: int = 1) -> list[dict[str, Any]]:
+                gpu_slots: int = 1, quicklook: bool = False) -> list[dict[str, Any]]:
     """Fan out: one detect + write per scene on this flow's task runner; never raises per scene.
 
     A subflow only so that ``scan-folder`` can pick its task runner (threads or Dask) from its
@@ -297,7 +360,7 @@ def scan_scenes(items: list[dict[str, Any]], out: str, options: ScanOptions,
     detects = [detect.submit(item["path"], options, gpu_exclusive=gpu_exclusive,
                              gpu_limit=gpu_limit, gpu_slots=gpu_slots) for item in items]
     pending: list[tuple[dict[str, Any], PrefectFuture[Any], PrefectFuture[Any]]] = [
-        (item, det, write_scene_alerts.submit(det, item["geojson"], out, item["fingerprint"]))
+        (item, det, write_scene_alerts.submit(det, item["geojson"], out, item["fingerprint"], quicklook))
         for item, det in zip(items, detects)]
     wait([wr for _, _, wr in pending])
     results: list[dict[str, Any]] = []
@@ -332,7 +395,7 @@ def scan_folder(scene_dir: str = "sample_scenes", out_dir: str = "out/flows",
                 gpu_exclusive: bool | None = None, gpu_limit: str = GPU_LIMIT,
                 gpu_slots: int = 1, detector_options: dict[str, dict[str, Any]] | None = None,
                 max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS, scene_timeout: float | None = None,
-                retry_failed: bool = False,
+                retry_failed: bool = False, quicklook: bool = True, acquired: str | None = None,
                 ) -> dict[str, Any] | State:
     """Scan every bundle under ``scene_dir`` into ``<out_dir>/alerts.geojson`` (+ one file per scene).
 
@@ -342,6 +405,8 @@ def scan_folder(scene_dir: str = "sample_scenes", out_dir: str = "out/flows",
     ``max_megapixels`` / ``scene_timeout`` are the per-scene pixel and time budgets (as for
     ``scan-scene``); a scene that failed in an earlier run is reported again from its record and
     scanned again only with ``retry_failed`` (or when its file or the budgets changed).
+    ``quicklook``: a PNG per scanned scene in ``<out_dir>/quicklooks/`` and an image artifact each.
+    ``acquired``: ISO 8601 acquisition time for the scenes that record none (``--acquired``).
 
     Resumable: scenes finished by an earlier run (same fingerprint) are skipped. Per-scene tasks
     run on ``threads`` threads, on the Dask cluster at ``dask_address``, or on a temporary local
@@ -349,17 +414,18 @@ def scan_folder(scene_dir: str = "sample_scenes", out_dir: str = "out/flows",
     Returns the report (also written to ``<out_dir>/report.json``).
     """
     logger = get_run_logger()
-    options = scan_options(detectors, device, tile_size, overlap, detector_options, max_megapixels, scene_timeout)
+    options = scan_options(detectors, device, tile_size, overlap, detector_options, max_megapixels, scene_timeout,
+                           acquired)
     alerts_out = Path(out_dir) / ALERTS_NAME
     # One writer per output, as for `orbitwatch scan`: a second run on the same out_dir fails at once.
     with output_lock(alerts_out):
         return _scan_folder(scene_dir, out_dir, options, resume, strict, threads, dask_address, dask_workers,
-                            gpu_exclusive, gpu_limit, gpu_slots, retry_failed)
+                            gpu_exclusive, gpu_limit, gpu_slots, retry_failed, quicklook)
 
 
 def _scan_folder(scene_dir: str, out_dir: str, options: ScanOptions, resume: bool, strict: bool, threads: int,
                  dask_address: str | None, dask_workers: int, gpu_exclusive: bool | None, gpu_limit: str,
-                 gpu_slots: int, retry_failed: bool) -> dict[str, Any] | State:
+                 gpu_slots: int, retry_failed: bool, quicklook: bool) -> dict[str, Any] | State:
     """The body of ``scan-folder``, run while its output lock is held."""
     logger = get_run_logger()
     out_path = Path(out_dir)
@@ -374,7 +440,7 @@ def _scan_folder(scene_dir: str, out_dir: str, options: ScanOptions, resume: boo
         with api_for_workers():
             results = scan_scenes.with_options(task_runner=runner)(
                 plan["todo"], str(alerts_out), options, gpu_exclusive=gpu_exclusive,
-                gpu_limit=gpu_limit, gpu_slots=gpu_slots)
+                gpu_limit=gpu_limit, gpu_slots=gpu_slots, quicklook=quicklook)
 
     by_path = {r["path"]: r for r in results}
     ok_items = plan["done"] + [i for i in plan["todo"] if by_path[i["path"]]["ok"]]

@@ -325,7 +325,8 @@ def requeue(
 @ground_app.command()
 def web(
     store: StoreOpt = Path("ground.sqlite"),
-    host: Annotated[str, typer.Option(help="Address to bind. Anything but localhost/127.0.0.1/::1 needs --token.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(
+        help="Address to bind. Anything but localhost/127.0.0.1/::1 needs --token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     token: Annotated[Optional[str], typer.Option(
         envvar=WEB_TOKEN_ENV, show_envvar=True,

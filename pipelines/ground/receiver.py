@@ -40,6 +40,7 @@ from typing import Any, BinaryIO, Literal
 
 from pipelines.alerts.model import Alert
 from pipelines.alerts.packets import DecodedPacket, PacketStream, SceneTable, decode_packet
+from pipelines.alerts.thumbnail import ThumbnailAssembler
 from pipelines.errors import AlertError, GroundError
 from pipelines.ground.store import AlertStore, resolve_alert
 
@@ -81,13 +82,15 @@ class IngestReport:
     held: int = 0
     released: int = 0
     renamed: int = 0
-    #: Valid packets this receiver does not store (thumbnail segments): not acked.
+    #: Valid packets this receiver does not store (thumbnail segments unless ``thumbnails``): not acked.
     ignored: int = 0
+    #: Thumbnail chips completed and stored (``Receiver(thumbnails=True)``), acked as ``thumb:<alert id>``.
+    thumbnails: int = 0
 
     def add(self, other: "IngestReport") -> None:
         """Fold another report into this one (a folder of files -> one report)."""
         for name in ("packets", "corrupt", "alerts", "stored", "duplicates", "deliveries", "scene_headers",
-                     "scenes_new", "held", "released", "renamed", "ignored"):
+                     "scenes_new", "held", "released", "renamed", "ignored", "thumbnails"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.acked.extend(other.acked)
         self.errors.extend(other.errors[: max(0, MAX_ERRORS_KEPT - len(self.errors))])
@@ -98,7 +101,7 @@ class IngestReport:
                 "stored": self.stored, "duplicates": self.duplicates, "deliveries": self.deliveries,
                 "acked": len(self.acked), "errors": self.errors, "scene_headers": self.scene_headers,
                 "scenes_new": self.scenes_new, "held": self.held, "released": self.released,
-                "renamed": self.renamed, "ignored": self.ignored}
+                "renamed": self.renamed, "ignored": self.ignored, "thumbnails": self.thumbnails}
 
     def _error(self, msg: str) -> None:
         if len(self.errors) < MAX_ERRORS_KEPT:
@@ -146,7 +149,11 @@ class Receiver:
     """Decodes, validates, de-duplicates and stores alerts and scene headers; calls ``on_ack`` after each commit."""
 
     def __init__(self, store: AlertStore, on_ack: AckCallback | None = None, batch_size: int = 5000,
-                 unresolved: Unresolved = "placeholder") -> None:
+                 unresolved: Unresolved = "placeholder", thumbnails: bool = False) -> None:
+        """``thumbnails``: reassemble thumbnail segments (APID 0x104) and store whole chips for the web
+        console, acked as ``thumb:<alert id>`` (the downlink queue's item id) once committed; off by
+        default, when segments are counted as ``ignored`` and not acked (so they stay queued on board).
+        """
         if batch_size < 1:
             raise GroundError(f"batch_size must be >= 1, got {batch_size}")
         if unresolved not in UNRESOLVED_POLICIES:
@@ -155,6 +162,8 @@ class Receiver:
         self.on_ack = on_ack
         self.batch_size = batch_size
         self.unresolved = unresolved
+        #: Segments of thumbnails not complete yet (kept across batches and calls of this receiver).
+        self.thumbs: ThumbnailAssembler | None = ThumbnailAssembler() if thumbnails else None
         #: Scene table shared with every PacketStream of this receiver; loaded from the store.
         self.scenes: SceneTable = store.scene_headers()
 
@@ -173,7 +182,18 @@ class Receiver:
         alerts: list[Alert] = list(features or [])
         held: list[tuple[int, Alert]] = []
         scenes = []
+        chips: dict[str, bytes] = {}
         for d in decoded:
+            if d.thumb is not None and self.thumbs is not None:
+                try:
+                    done = self.thumbs.add(d)
+                except AlertError as exc:  # segments that disagree: drop them, the downlink re-sends
+                    report._error(f"thumbnail {d.thumb.alert_id}: {exc}")
+                    self.thumbs.discard(d.thumb.alert_id)
+                    continue
+                if done is not None:
+                    chips[done[0]] = done[1]
+                continue
             if d.scene is not None:
                 scenes.append(d.scene)
                 report.scene_headers += 1
@@ -188,12 +208,13 @@ class Receiver:
                 alerts.append(a)
             else:
                 report.ignored += 1
-        if not (alerts or held or scenes):
+        if not (alerts or held or scenes or chips):
             if packets or corrupt:
                 self.store.bump(**counters)
             return
         try:
-            res = self.store.add_downlink(alerts, scenes, held, source=report.source, counters=counters)
+            res = self.store.add_downlink(alerts, scenes, held, source=report.source, counters=counters,
+                                          thumbnails=chips)
         except BaseException:
             self.scenes = self.store.scene_headers()  # forget headers that were not committed
             raise
@@ -204,8 +225,9 @@ class Receiver:
         report.held += len(res.held)
         report.released += len(res.released)
         report.renamed += len(res.fixed)
+        report.thumbnails += len(chips)
         ids = list(dict.fromkeys([*(a.alert_id for a in alerts), *(a.alert_id for _, a in held),
-                                  *(scene_ack_id(h.scene_key) for h in scenes)]))
+                                  *(scene_ack_id(h.scene_key) for h in scenes), *(f"thumb:{a}" for a in chips)]))
         report.acked.extend(ids)
         if self.on_ack is not None:
             self.on_ack(ids)  # only now: everything acked is committed

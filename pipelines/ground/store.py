@@ -19,16 +19,17 @@ import logging
 import math
 import sqlite3
 import time
-from datetime import datetime
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pipelines.alerts.model import KINDS, Alert
+from pipelines.alerts.model import KINDS, Alert, iso_utc
 from pipelines.alerts.packets import SceneHeader
-from pipelines.errors import StoreError, SubscriberError
+from pipelines.errors import AlertQueryError, StoreError, SubscriberError
 from pipelines.ground.signing import secret_key
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 State = Literal["pending", "delivered", "dead"]
 STATES: tuple[str, ...] = ("pending", "delivered", "dead")
 FORMATS: tuple[str, ...] = ("json", "cap")
-SCHEMA_VERSION = 1
+#: 2: the spatial/temporal index ``alerts_rtree`` and ``thumbnails`` (a version-1 store is migrated on open).
+SCHEMA_VERSION = 2
 _CHUNK = 900  # stay under SQLite's default host-parameter limit in IN (...) lists
 
 _SCHEMA = """
@@ -99,6 +101,29 @@ CREATE TABLE IF NOT EXISTS held_alerts (
     received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS held_alerts_scene ON held_alerts (scene_key);
+-- Thumbnail chips (pipelines.alerts.thumbnail blobs) by alert id; may arrive before their alert.
+CREATE TABLE IF NOT EXISTS thumbnails (alert_id TEXT PRIMARY KEY, blob BLOB NOT NULL, received_at REAL NOT NULL);
+"""
+
+# The alert index (schema version 2): one R*Tree over position, acquisition time, score and kind, so that
+# a bbox + time (+ kind, score) query and its count never touch the alerts table (the console and the
+# OGC API read 1,000,000+ alerts). Why these choices:
+# * rtree_i32 (integer coordinates), not the default float32 R*Tree: float32 cannot hold seconds over
+#   decades (128 s steps) nor 1e-7 deg exactly, so every answer would need a re-check on the alerts
+#   table. Integers are exact: lon/lat in 1e-7 deg (the GeoJSON contract's precision: the index agrees
+#   with the coordinates clients see), time in whole seconds since 2000-01-01 as [floor, ceil] (plus
+#   the exact microseconds in the auxiliary column t_us, read only for a query bound with a fraction),
+#   score in 1e-4 (stored scores have 4 decimals), kind as its index in KINDS.
+# * Time as an R*Tree dimension rather than a B-tree index on ``acquired``: one index answers bbox and
+#   time together, and ``acquired`` text does not sort as time ("...00Z" > "...00.5Z").
+# * ``alert_id`` as an auxiliary column, not the alerts rowid: VACUUM may renumber the rowids of a
+#   table without an INTEGER PRIMARY KEY, which would silently break a rowid link.
+# Kept in step by the only insert path (``add_downlink``); alerts are never moved or deleted.
+_INDEX_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS alerts_rtree USING rtree_i32(
+    id, min_lon, max_lon, min_lat, max_lat, min_t, max_t, min_score, max_score, min_kind, max_kind,
+    +alert_id, +t_us
+);
 """
 
 
@@ -253,10 +278,240 @@ def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
         yield seq[i:i + n]
 
 
+# --- the alert index: integer keys, filters, pages --------------------------------------------------
+#: Index time origin: whole seconds since 2000-01-01 UTC fit int32 from 1932 to 2068.
+INDEX_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+KIND_CODE: dict[str, int] = {k: i for i, k in enumerate(KINDS)}
+_I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
+_LON7_MAX = 1_800_000_000
+_US = timedelta(microseconds=1)
+#: Up to this many matches a page is one sort of all of them; above, the newest time window that holds
+#: the page is found first (R*Tree counts over growing windows), so a page of a huge match stays cheap.
+_DIRECT_SORT = 20_000
+
+
+def _parse_time(text: str) -> datetime:
+    dt = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _e7(v: float) -> int:
+    """Degrees -> integer 1e-7 deg, rounded exactly as the GeoJSON contract rounds coordinates."""
+    return int(round(round(float(v), 7) * 1e7))
+
+
+def _score4(v: float) -> int:
+    return int(round(round(float(v), 4) * 1e4))
+
+
+def _clamp32(v: int) -> int:
+    return max(_I32_MIN, min(_I32_MAX, v))
+
+
+def _micros(dt: datetime) -> int:
+    """Exact microseconds since INDEX_EPOCH (naive datetimes are UTC)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return (dt - INDEX_EPOCH) // _US
+
+
+def _index_row(alert_id: str, kind: str, score: float, lon: float, lat: float,
+               acquired: datetime) -> tuple[Any, ...]:
+    """One ``alerts_rtree`` row (without its id): point boxes, time as [floor s, ceil s] + exact µs."""
+    x, y, sc, k = _e7(lon), _e7(lat), _score4(score), KIND_CODE[kind]
+    us = _micros(acquired)
+    lo = us // 1_000_000
+    hi = lo + (1 if us % 1_000_000 else 0)
+    return (x, x, y, y, _clamp32(lo), _clamp32(hi), sc, sc, k, k, alert_id, us)
+
+
+def _merge_extent(ext: list[float] | None, idx: Sequence[tuple[Any, ...]]) -> list[float]:
+    """[west, south, east, north, first µs, last µs] of the stored alerts, grown by one batch."""
+    new = [min(r[0] for r in idx) / 1e7, min(r[2] for r in idx) / 1e7, max(r[0] for r in idx) / 1e7,
+           max(r[2] for r in idx) / 1e7, min(r[11] for r in idx), max(r[11] for r in idx)]
+    if ext is None:
+        return new
+    return [min(ext[0], new[0]), min(ext[1], new[1]), max(ext[2], new[2]), max(ext[3], new[3]),
+            min(ext[4], new[4]), max(ext[5], new[5])]
+
+
+def _scaled(v: float, exp: int, rounding: str) -> int:
+    """``v`` * 10**exp rounded up/down exactly from its decimal form (so 10.1 is 101000000, not ...001)."""
+    return int(Decimal(repr(float(v))).scaleb(exp).to_integral_value(rounding))
+
+
+#: INDEX_EPOCH as Unix seconds: map markers carry Unix time (cheaper to send than ISO text, 10,000 at a time).
+_UNIX_2000 = 946_684_800
+
+
+def micros_to_iso(us: int) -> str:
+    """Index microseconds back to the contract's ISO 8601 text (``Z``, microseconds only when present)."""
+    return iso_utc(INDEX_EPOCH + timedelta(microseconds=int(us)))
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """Which alerts a query selects. Every bound is inclusive (OGC API ``bbox`` and ``datetime``).
+
+    ``bbox`` is west, south, east, north in degrees; west > east crosses the antimeridian. ``kinds``
+    None means all, an empty tuple none. Validated on construction (AlertQueryError).
+    """
+
+    bbox: tuple[float, float, float, float] | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    kinds: tuple[str, ...] | None = None
+    min_score: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.bbox is not None:
+            if len(self.bbox) != 4 or not all(math.isfinite(float(v)) for v in self.bbox):
+                raise AlertQueryError(f"bbox must be four finite numbers west,south,east,north, got {self.bbox}")
+            w, s, e, n = (float(v) for v in self.bbox)
+            if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= 90 and -90 <= n <= 90):
+                raise AlertQueryError(f"bbox out of range (lon -180..180, lat -90..90): {self.bbox}")
+            if s > n:
+                raise AlertQueryError(f"bbox south {s} is north of north {n}")
+        for name in ("start", "end"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, datetime):
+                raise AlertQueryError(f"{name} must be a datetime, got {v!r}")
+        if self.start is not None and self.end is not None and _micros(self.start) > _micros(self.end):
+            raise AlertQueryError(f"time interval start {self.start} is after its end {self.end}")
+        if self.kinds is not None:
+            bad = [k for k in self.kinds if k not in KINDS]
+            if bad:
+                raise AlertQueryError(f"kinds must be among {KINDS}, got {list(self.kinds)}")
+        if self.min_score is not None and not (0.0 <= float(self.min_score) <= 1.0):
+            raise AlertQueryError(f"min_score must be in [0, 1], got {self.min_score}")
+
+    def boxes(self) -> list[tuple[str, list[int]]]:
+        """R*Tree WHERE clauses, one per disjoint box (antimeridian halves x runs of kinds).
+
+        Exact, not a superset: integer bounds are rounded inwards from the query's decimal values; a
+        time bound with a fraction of a second also checks the exact microseconds.
+        """
+        common: list[str] = []
+        args: list[int] = []
+        lons: list[tuple[int, int] | None] = [None]
+        if self.bbox is not None:
+            w, s, e, n = (float(v) for v in self.bbox)
+            common.append("min_lat >= ? AND max_lat <= ?")
+            args += [_scaled(s, 7, ROUND_CEILING), _scaled(n, 7, ROUND_FLOOR)]
+            wi, ei = _scaled(w, 7, ROUND_CEILING), _scaled(e, 7, ROUND_FLOOR)
+            lons = [(wi, ei)] if w <= e else [(wi, _LON7_MAX), (-_LON7_MAX, ei)]
+        if self.start is not None:
+            us = _micros(self.start)
+            if us % 1_000_000 == 0:
+                common.append("min_t >= ?")
+                args.append(_clamp32(us // 1_000_000))
+            else:
+                common.append("max_t >= ? AND t_us >= ?")
+                args += [_clamp32(-(-us // 1_000_000)), us]
+        if self.end is not None:
+            us = _micros(self.end)
+            if us % 1_000_000 == 0:
+                common.append("max_t <= ?")
+                args.append(_clamp32(us // 1_000_000))
+            else:
+                common.append("min_t <= ? AND t_us <= ?")
+                args += [_clamp32(us // 1_000_000), us]
+        if self.min_score is not None:
+            common.append("min_score >= ?")
+            args.append(_scaled(self.min_score, 4, ROUND_CEILING))
+        kinds: list[tuple[int, int] | None] = [None]
+        if self.kinds is not None and set(self.kinds) != set(KINDS):
+            codes = sorted({KIND_CODE[k] for k in self.kinds})
+            runs: list[list[int]] = []
+            for c in codes:
+                if runs and runs[-1][1] == c - 1:
+                    runs[-1][1] = c
+                else:
+                    runs.append([c, c])
+            kinds = [(a, b) for a, b in runs]
+            if not kinds:
+                return []
+        out: list[tuple[str, list[int]]] = []
+        for lon in lons:
+            for kr in kinds:
+                where, a = list(common), list(args)
+                if lon is not None:
+                    where.append("min_lon >= ? AND max_lon <= ?")
+                    a += list(lon)
+                if kr is not None:
+                    where.append("min_kind >= ? AND max_kind <= ?")
+                    a += list(kr)
+                out.append((" AND ".join(where) or "1", a))
+        return out
+
+    def matches(self, kind: str, score: float, lon: float, lat: float, acquired: datetime) -> bool:
+        """The same selection in Python (for alerts read by rowid, e.g. live updates)."""
+        x, _, y, _, t_lo, t_hi, sc, _, _, _, _, us = _index_row("", kind, score, lon, lat, acquired)
+        if self.kinds is not None and kind not in self.kinds:
+            return False
+        if self.min_score is not None and sc < _scaled(self.min_score, 4, ROUND_CEILING):
+            return False
+        if self.start is not None and us < _micros(self.start):
+            return False
+        if self.end is not None and us > _micros(self.end):
+            return False
+        if self.bbox is None:
+            return True
+        w, s, e, n = (float(v) for v in self.bbox)
+        if not _scaled(s, 7, ROUND_CEILING) <= y <= _scaled(n, 7, ROUND_FLOOR):
+            return False
+        wi, ei = _scaled(w, 7, ROUND_CEILING), _scaled(e, 7, ROUND_FLOOR)
+        return (wi <= x <= ei) if w <= e else (x >= wi or x <= ei)
+
+
+@dataclass(slots=True)
+class AlertPage:
+    """One page of a query, newest acquisition first (ties: latest stored first)."""
+
+    features: list[dict[str, Any]]
+    #: How many alerts match in all; None when more than the query's ``count_limit``.
+    matched: int | None
+    #: ``matched`` when known, else ``count_limit + 1`` (a lower bound).
+    matched_at_least: int
+    offset: int
+    limit: int
+    #: The store's newest alert rowid when this page was read: pass it to ``alerts_since``.
+    cursor: int
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """The page as Alert objects."""
+        return [Alert.from_feature(f) for f in self.features]
+
+    @property
+    def has_more(self) -> bool:
+        """True when alerts after this page match (a ``next`` link; a full page if the count was cut)."""
+        if self.matched is None:
+            return len(self.features) == self.limit > 0
+        return self.offset + len(self.features) < self.matched
+
+
+@dataclass(slots=True)
+class PointPage:
+    """Markers for a map: (alert_id, kind, score, lon, lat, acquired as Unix seconds) per alert, newest first."""
+
+    points: list[tuple[str, str, float, float, float, float]]
+    matched: int | None
+    matched_at_least: int
+    cursor: int
+
+
 class AlertStore:
     """One connection to the store. Not shared between threads: open one per thread or process."""
 
-    def __init__(self, path: str | Path, synchronous: str = "NORMAL", busy_timeout_s: float = 30.0) -> None:
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL", busy_timeout_s: float = 30.0,
+                 cache_mib: int | None = None, mmap_mib: int | None = None) -> None:
+        """Open (creating or migrating) a store.
+
+        ``cache_mib`` / ``mmap_mib``: this connection's page cache and memory-mapped reads, for
+        read-heavy connections (the web console); mapped pages are shared by all connections through
+        the OS page cache, where each connection's page cache is its own.
+        """
         self.path = Path(path)
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise StoreError(f"synchronous must be OFF|NORMAL|FULL|EXTRA, got {synchronous!r}", self.path)
@@ -275,13 +530,58 @@ class AlertStore:
             self.conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.executescript(_SCHEMA)
-            row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise StoreError(f"store schema version {row[0]} is not {SCHEMA_VERSION}", self.path)
+            if cache_mib is not None:
+                self.conn.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
+            if mmap_mib is not None:
+                self.conn.execute(f"PRAGMA mmap_size={int(mmap_mib) << 20}")
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open alert store: {exc}", self.path) from exc
+
+    def _migrate(self) -> None:
+        """Bring a new or version-1 store to SCHEMA_VERSION (index created and backfilled), once.
+
+        Inside BEGIN IMMEDIATE with the version re-read, so two processes opening the same old store
+        at once migrate it once; the backfill commits with the version bump or not at all.
+        """
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is not None and int(row[0]) == SCHEMA_VERSION:
+            return
+        if row is not None and int(row[0]) not in (1, SCHEMA_VERSION):
+            raise StoreError(f"store schema version {row[0]} is not {SCHEMA_VERSION}", self.path)
+        self._begin()
+        try:
+            row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None or int(row[0]) == 1:
+                self.conn.execute(_INDEX_SCHEMA.strip())
+                n = self._backfill_index()
+                if n:
+                    log.warning("%s: indexed %d stored alerts (one-time migration to schema %d)",
+                                self.path, n, SCHEMA_VERSION)
+                self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def _backfill_index(self) -> int:
+        """Index every stored alert not in the index yet (migration); returns how many."""
+        self.conn.execute("DELETE FROM alerts_rtree")
+        n, last = 0, 0
+        ext: list[float] | None = None
+        while True:
+            rows = self.conn.execute("SELECT rowid, kind, score, lon, lat, acquired, alert_id FROM alerts"
+                                     " WHERE rowid > ? ORDER BY rowid LIMIT 50000", (last,)).fetchall()
+            if not rows:
+                break
+            last = rows[-1][0]
+            idx = [_index_row(r[6], r[1], r[2], r[3], r[4], _parse_time(r[5])) for r in rows]
+            self.conn.executemany("INSERT INTO alerts_rtree VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?)", idx)
+            ext = _merge_extent(ext, idx)
+            n += len(rows)
+        if ext is not None:
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('extent', ?)", (json.dumps(ext),))
+        return n
 
     # --- plumbing ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -404,14 +704,16 @@ class AlertStore:
 
     def add_downlink(self, alerts: Iterable[Alert] = (), scenes: Iterable[SceneHeader] = (),
                      held: Iterable[tuple[int, Alert]] = (), source: str | None = None, now: float | None = None,
-                     counters: dict[str, int] | None = None) -> AddResult:
+                     counters: dict[str, int] | None = None,
+                     thumbnails: dict[str, bytes] | None = None) -> AddResult:
         """One received batch -- scene headers, resolved alerts, alerts awaiting a header -- in ONE transaction.
 
         Why one transaction: the receiver acknowledges everything in the batch right after this
         returns, so headers, alerts and held alerts must become durable together or not at all.
         Order inside it: new scene headers first (renaming stored placeholder alerts and releasing
         held alerts of those scenes), then ``alerts``, then ``held`` ((scene_key, alert) pairs
-        decoded without a header; held unless the header is in the store by now).
+        decoded without a header; held unless the header is in the store by now). ``thumbnails``:
+        whole thumbnail blobs by alert id (first copy kept), acked with the rest of the batch.
         """
         now = time.time() if now is None else now
         result = AddResult()
@@ -452,6 +754,7 @@ class AlertStore:
                 self.conn.executemany(
                     "INSERT INTO alerts (alert_id, kind, score, lon, lat, acquired, scene, feature, source,"
                     " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                self._index([(r[0], r[1], r[2], r[3], r[4], batch[r[0]].acquired) for r in rows])
                 result.deliveries = self._fan_out(fan, self.subscribers(active_only=True), now)
             held_rows = []
             for aid, (key, a) in hold.items():
@@ -462,6 +765,8 @@ class AlertStore:
                 result.held.append(aid)
             if held_rows:
                 self.conn.executemany("INSERT INTO held_alerts VALUES (?, ?, ?, ?, ?)", held_rows)
+            if thumbnails:
+                self._put_thumbnails(thumbnails, now)
             self._bump("alerts_stored", len(result.new))
             self._bump("alerts_duplicate", len(result.duplicates))
             self._bump("scenes_stored", len(result.scenes_new))
@@ -647,3 +952,214 @@ class AlertStore:
             " d.last_attempt_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
             " WHERE d.state = 'dead' ORDER BY d.last_attempt_at DESC LIMIT ?", (limit,))
         return [dict(r) for r in rows]
+
+    # --- the alert index and queries (web console, OGC API) -----------------------------------
+    def _index(self, rows: Sequence[tuple[str, str, float, float, float, datetime]]) -> None:
+        """Index newly inserted alerts (alert_id, kind, score, lon, lat, acquired) and grow the extent."""
+        idx = [_index_row(*r) for r in rows]
+        self.conn.executemany("INSERT INTO alerts_rtree VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?)", idx)
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'extent'").fetchone()
+        ext = _merge_extent(None if row is None else json.loads(row[0]), idx)
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('extent', ?)", (json.dumps(ext),))
+
+    def extent(self) -> tuple[tuple[float, float, float, float], tuple[str, str]] | None:
+        """((west, south, east, north), (first, last acquired ISO)) of the stored alerts; None if none."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'extent'").fetchone()
+        if row is None:
+            return None
+        w, s, e, n, t0, t1 = json.loads(row[0])
+        return (w, s, e, n), (micros_to_iso(t0), micros_to_iso(t1))
+
+    def cursor(self) -> int:
+        """The newest alert's rowid (0: none): a live-update cursor for :meth:`alerts_since`."""
+        return int(self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM alerts").fetchone()[0])
+
+    def _count(self, boxes: list[tuple[str, list[int]]], cap: int, extra: str = "",
+               extra_args: Sequence[int] = ()) -> int:
+        if not boxes:
+            return 0
+        sql = " UNION ALL ".join(f"SELECT 1 FROM alerts_rtree WHERE {w}{extra}" for w, _ in boxes)
+        args = [a for _, ps in boxes for a in (*ps, *extra_args)]
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM ({sql} LIMIT ?)", (*args, cap)).fetchone()[0])
+
+    def _window(self, flt: AlertFilter, boxes: list[tuple[str, list[int]]], need: int) -> int | None:
+        """The latest ``lo`` such that alerts with ``max_t >= lo`` hold ``need`` matches (None: all time).
+
+        Why: sorting every match of a continent-sized query costs ~0.3 us each; counting a few
+        hundred in a narrow time window is ~1 ms, so the windows grow 4x from an hour until one holds
+        the page. The page is then exactly the same as a full sort would give.
+        """
+        ext = self.extent()
+        if ext is None:
+            return None
+        hi = -(-_micros(_parse_time(ext[1][1])) // 1_000_000)
+        if flt.end is not None:
+            hi = min(hi, -(-_micros(flt.end) // 1_000_000))
+        floor = _micros(_parse_time(ext[1][0])) // 1_000_000
+        if flt.start is not None:
+            floor = max(floor, _micros(flt.start) // 1_000_000)
+        span = 3600
+        while hi - span > floor:
+            if self._count(boxes, need, " AND max_t >= ?", (hi - span,)) >= need:
+                return hi - span
+            span *= 4
+        return None
+
+    def _page_sql(self, flt: AlertFilter, boxes: list[tuple[str, list[int]]], matched_capped: int, count_limit: int,
+                  limit: int, offset: int) -> tuple[str, list[int]]:
+        """SQL: a CTE ``page`` of the page's rows in order, and ``row``, its (alert_id, kind, score, lon, lat,
+        t_us) columns.
+
+        The auxiliary columns (alert_id, t_us) cost a lookup each: read them while sorting when nearly
+        every candidate is on the page, else only for the page's rows (a join on the index id).
+        """
+        extra, extra_args = "", []
+        windowed = False
+        if matched_capped > min(_DIRECT_SORT, count_limit):
+            lo = self._window(flt, boxes, offset + limit)
+            if lo is not None:
+                extra, extra_args, windowed = " AND max_t >= ?", [lo], True
+        aux = not windowed and matched_capped <= 2 * (offset + limit)
+        cols = "id, max_t" + (", alert_id, min_kind, min_score, min_lon, min_lat, t_us" if aux else "")
+        sql = " UNION ALL ".join(f"SELECT {cols} FROM alerts_rtree WHERE {w}{extra}" for w, _ in boxes)
+        args = [a for _, ps in boxes for a in (*ps, *extra_args)]
+        cte = f"page AS ({sql} ORDER BY 2 DESC, 1 DESC LIMIT ? OFFSET ?)"
+        if aux:
+            cte += ", row AS (SELECT id, max_t, alert_id, min_kind, min_score, min_lon, min_lat, t_us FROM page)"
+        else:
+            cte += (", row AS (SELECT p.id, p.max_t, r.alert_id, r.min_kind, r.min_score, r.min_lon, r.min_lat, r.t_us"
+                    " FROM page p CROSS JOIN alerts_rtree r ON r.id = p.id)")
+        return cte, [*args, limit, offset]
+
+    @staticmethod
+    def _check_paging(limit: int, offset: int, count_limit: int) -> None:
+        if limit < 0 or offset < 0:
+            raise AlertQueryError(f"limit and offset must be >= 0, got limit={limit}, offset={offset}")
+        if count_limit < 0:
+            raise AlertQueryError(f"count_limit must be >= 0, got {count_limit}")
+
+    def _read(self) -> None:
+        """Start a read transaction: the count, the page and the cursor come from one snapshot."""
+        self.conn.execute("BEGIN")
+
+    def query_alerts(self, bbox: tuple[float, float, float, float] | None = None, start: datetime | None = None,
+                     end: datetime | None = None, kinds: Sequence[str] | None = None,
+                     min_score: float | None = None, limit: int = 100, offset: int = 0,
+                     count_limit: int = 100_000) -> AlertPage:
+        """Alerts matching a bbox / time interval / kinds / minimum score, as GeoJSON Features, newest first.
+
+        Counting stops after ``count_limit`` matches (``matched`` is then None): an exact count of a
+        whole-world query over millions of alerts would cost more than the page itself.
+        """
+        flt = AlertFilter(bbox=None if bbox is None else tuple(bbox), start=start, end=end,  # type: ignore[arg-type]
+                          kinds=None if kinds is None else tuple(kinds), min_score=min_score)
+        return self.query(flt, limit=limit, offset=offset, count_limit=count_limit)
+
+    def query(self, flt: AlertFilter, limit: int = 100, offset: int = 0, count_limit: int = 100_000) -> AlertPage:
+        """:meth:`query_alerts` with a ready :class:`AlertFilter`."""
+        self._check_paging(limit, offset, count_limit)
+        boxes = flt.boxes()
+        self._read()
+        try:
+            cursor = self.cursor()
+            n = self._count(boxes, count_limit + 1)
+            feats: list[dict[str, Any]] = []
+            if limit and boxes and (offset < n or n > count_limit):
+                cte, args = self._page_sql(flt, boxes, n, count_limit, limit, offset)
+                rows = self.conn.execute(
+                    f"WITH {cte} SELECT a.feature FROM row r CROSS JOIN alerts a ON a.alert_id = r.alert_id"
+                    " ORDER BY r.max_t DESC, r.id DESC", args)
+                feats = [json.loads(r[0]) for r in rows]
+        finally:
+            self.conn.execute("COMMIT")
+        known = n <= count_limit
+        return AlertPage(features=feats, matched=n if known else None, matched_at_least=n, offset=offset,
+                         limit=limit, cursor=cursor)
+
+    def query_points(self, flt: AlertFilter, limit: int = 10_000, count_limit: int = 100_000) -> PointPage:
+        """The newest ``limit`` matching alerts as map markers, read from the index alone (no JSON)."""
+        self._check_paging(limit, 0, count_limit)
+        boxes = flt.boxes()
+        self._read()
+        try:
+            cursor = self.cursor()
+            n = self._count(boxes, count_limit + 1)
+            pts: list[tuple[str, str, float, float, float, float]] = []
+            if limit and boxes and n:
+                cte, args = self._page_sql(flt, boxes, n, count_limit, limit, 0)
+                rows = self.conn.execute(
+                    f"WITH {cte} SELECT alert_id, min_kind, min_score, min_lon, min_lat, t_us FROM row"
+                    " ORDER BY max_t DESC, id DESC", args)
+                pts = [(aid, KINDS[k], sc / 1e4, x / 1e7, y / 1e7, us / 1e6 + _UNIX_2000)
+                       for aid, k, sc, x, y, us in rows]
+        finally:
+            self.conn.execute("COMMIT")
+        return PointPage(points=pts, matched=n if n <= count_limit else None, matched_at_least=n, cursor=cursor)
+
+    def alerts_since(self, cursor: int, flt: AlertFilter | None = None,
+                     limit: int = 10_000) -> tuple[int, list[tuple[str, str, float, float, float, float]]]:
+        """Alerts stored after ``cursor`` (a rowid from a page or an earlier call) that match ``flt``.
+
+        Returns (new cursor, markers oldest first). Reads at most ``limit`` new rows: when the cursor
+        comes back short of :meth:`cursor`, call again.
+        """
+        rows = self.conn.execute("SELECT rowid, alert_id, kind, score, lon, lat, acquired FROM alerts"
+                                 " WHERE rowid > ? ORDER BY rowid LIMIT ?", (int(cursor), int(limit))).fetchall()
+        out = []
+        for _, aid, kind, score, lon, lat, acquired in rows:
+            t = _parse_time(acquired)
+            if flt is None or flt.matches(kind, score, lon, lat, t):
+                out.append((aid, kind, round(float(score), 4), round(float(lon), 7), round(float(lat), 7),
+                            _micros(t) / 1e6 + _UNIX_2000))
+        return (int(rows[-1][0]) if rows else int(cursor)), out
+
+    def feature(self, alert_id: str) -> dict[str, Any]:
+        """One stored alert's GeoJSON Feature as stored (StoreError if unknown)."""
+        row = self.conn.execute("SELECT feature FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no alert {alert_id!r} in the store", self.path)
+        return json.loads(row[0])
+
+    # --- thumbnails -------------------------------------------------------------------------------
+    def _put_thumbnails(self, blobs: dict[str, bytes], now: float) -> None:
+        self.conn.executemany("INSERT OR IGNORE INTO thumbnails VALUES (?, ?, ?)",
+                              [(aid, bytes(b), now) for aid, b in blobs.items()])
+
+    def add_thumbnails(self, blobs: dict[str, bytes], now: float | None = None) -> None:
+        """Store whole thumbnail blobs by alert id in one transaction (a repeated blob keeps the first)."""
+        if not blobs:
+            return
+        self._begin()
+        try:
+            self._put_thumbnails(blobs, time.time() if now is None else now)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def thumbnail(self, alert_id: str) -> bytes | None:
+        """The thumbnail blob of one alert, or None when none was downlinked."""
+        row = self.conn.execute("SELECT blob FROM thumbnails WHERE alert_id = ?", (alert_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    # --- per-alert delivery state -----------------------------------------------------------------
+    def deliveries_of(self, alert_id: str) -> list[dict[str, Any]]:
+        """Every subscriber's delivery of one alert (state pending/delivered/dead, attempts, last error)."""
+        rows = self.conn.execute(
+            "SELECT s.id AS subscriber_id, s.name AS subscriber, s.active, d.state, d.attempts, d.webhook_id,"
+            " d.queued_at, d.next_attempt_at, d.last_attempt_at, d.last_status, d.last_error, d.delivered_at"
+            " FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.alert_id = ? ORDER BY s.id",
+            (alert_id,))
+        return [dict(r) for r in rows]
+
+    def requeue_delivery(self, alert_id: str, subscriber: str | int, now: float | None = None) -> bool:
+        """Replay one dead letter (same webhook-id, fresh max-age window); False if it is not dead."""
+        sub = self.subscriber(subscriber)
+        now = time.time() if now is None else now
+        if self.conn.execute("SELECT 1 FROM deliveries WHERE alert_id = ? AND subscriber_id = ?",
+                             (alert_id, sub.id)).fetchone() is None:
+            raise StoreError(f"no delivery of {alert_id} to {sub.name}", self.path)
+        cur = self.conn.execute("UPDATE deliveries SET state='pending', next_attempt_at=?, queued_at=?"
+                                " WHERE alert_id = ? AND subscriber_id = ? AND state = 'dead'",
+                                (now, now, alert_id, sub.id))
+        return cur.rowcount == 1

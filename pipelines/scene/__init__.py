@@ -1,8 +1,11 @@
-"""Scene I/O: open a scene bundle (GeoTIFF + ``<stem>_extended.json``), read calibrated windows, tile it.
+"""Scene I/O: open a scene (a GeoTIFF bundle, or a provider's product), read calibrated windows, tile it.
 
 Pure I/O and geometry; no detector code. See :mod:`pipelines.scene.reader` for what the values
-mean, :mod:`pipelines.scene.tiling` for how tiles own pixels, :mod:`pipelines.scene.bands` for
-optical band names and :mod:`pipelines.scene.geo` for slant-plane geolocation.
+mean, :mod:`pipelines.scene.products` for Landsat Collection 2 folders, Sentinel-2 SAFE, STAC items
+and Capella GeoTIFFs with their metadata inside, :mod:`pipelines.scene.acquisition` for where a
+scene's time comes from, :mod:`pipelines.scene.tiling` for how tiles own pixels,
+:mod:`pipelines.scene.bands` for optical band names and :mod:`pipelines.scene.geo` for
+slant-plane geolocation.
 """
 
 from pipelines.scene.bands import common_band_name, resolve_band_names

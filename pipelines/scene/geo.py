@@ -39,6 +39,23 @@ WGS84_B = WGS84_A * (1.0 - WGS84_F)
 _EP2 = (WGS84_A**2 - WGS84_B**2) / WGS84_B**2
 
 
+def metre_spacing(crs: Any, transform: Any) -> tuple[float, float] | None:
+    """(row, column) pixel size in metres of a projected grid; None when the CRS is missing, not
+    projected, not in linear units, or the transform is the identity (not georeferenced)."""
+    import math
+
+    if crs is None or not crs.is_projected or transform.is_identity:
+        return None
+    try:
+        _, factor = crs.linear_units_factor
+    except Exception:  # pyproj cannot name the unit: not something we can measure in metres
+        return None
+    if not factor or factor <= 0:
+        return None
+    t = transform
+    return (math.hypot(t.b, t.e) * factor, math.hypot(t.a, t.d) * factor)
+
+
 def ecef_to_lonlat(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ECEF metres -> (lon deg, lat deg, ellipsoidal height m) on WGS84 (Bowring, mm-accurate near the surface)."""
     x = np.asarray(x, dtype=np.float64)

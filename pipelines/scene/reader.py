@@ -8,8 +8,14 @@ error that names the file and the problem.
 Kind (SAR / optical) is decided from content, never the file name:
 
 * a Capella sidecar (has ``collect``) -> SAR; an orbitwatch optical sidecar -> optical;
-* no sidecar: band descriptions that name optical bands -> optical; otherwise a single-band or
+* no sidecar: Capella metadata in the TIFF's ImageDescription tag (how Capella ships every GeoTIFF)
+  -> SAR; band descriptions that name optical bands -> optical; otherwise a single-band or
   complex TIFF is SAR and its missing sidecar is the error (SAR cannot be calibrated without it).
+
+Provider products (a Landsat Collection 2 MTL or folder, a Sentinel-2 SAFE, a STAC item) are read
+by :mod:`pipelines.scene.products`; :func:`open_scene` and :func:`find_scenes` stay the single entry.
+Every scene records where its acquisition time came from (``acquired_source``, see
+:mod:`pipelines.scene.acquisition`).
 
 Values returned by :meth:`Scene.read`:
 
@@ -58,9 +64,10 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from pipelines.errors import SceneError, SidecarError, TilingError
+from pipelines.scene.acquisition import resolve_acquired, time_from_path
 from pipelines.scene.bands import THERMAL_BANDS, resolve_band_names
 from pipelines.scene.coverage import BlockCoverage, block_coverage
-from pipelines.scene.geo import sidecar_lonlat
+from pipelines.scene.geo import metre_spacing, sidecar_lonlat
 from pipelines.scene.sidecar import (
     BandCalibration,
     CapellaMetadata,
@@ -137,11 +144,12 @@ def _itemsize(dtype: str) -> int:
         return 1
 
 
-def check_scene_path(path: Path) -> None:
+def check_scene_path(path: Path, allow_dir: bool = False) -> None:
     """Raise SceneError saying exactly why ``path`` cannot be a scene file (link, loop, name...).
 
     Why not just ``exists()``: pathlib answers False for a dangling link, a symlink loop and a
-    missing file alike, and an operator needs to know which one to fix.
+    missing file alike, and an operator needs to know which one to fix. ``allow_dir``: a folder
+    passes too (a product folder such as a Sentinel-2 SAFE is a scene).
     """
     try:
         os.fsencode(str(path)).decode("utf-8")
@@ -166,7 +174,7 @@ def check_scene_path(path: Path) -> None:
         raise SceneError("scene file does not exist", path) from None
     except OSError as exc:
         raise SceneError(f"cannot stat scene file: {exc.strerror or exc}", path) from None
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode) and not (allow_dir and stat.S_ISDIR(st.st_mode)):
         raise SceneError("scene path is not a regular file", path)
 
 
@@ -269,21 +277,32 @@ class Scene:
     spacing_m: tuple[float, float]
     bands: tuple[str, ...]
     metadata: CapellaMetadata | dict | None
+    #: Where ``acquired`` came from (see :mod:`pipelines.scene.acquisition`); every alert carries it.
+    acquired_source: str
+    #: What the scene was read as: "geotiff" (a tile/bundle), "capella-geotiff" (metadata in the
+    #: TIFF's ImageDescription), "landsat-c2-l1", "sentinel-2-l2a", "stac-item"...
+    product: str
 
     def __init__(self, *, path: Path, kind: str, header: _Header, acquired: datetime,
                  spacing_m: tuple[float, float], bands: tuple[str, ...], metadata: CapellaMetadata | dict | None,
                  sidecar_path: Path | None, calibration: tuple[BandCalibration | None, ...] = (),
-                 reflectance_scale: float | None = None, extra_nodata: float | None = None) -> None:
+                 reflectance_scale: float | None = None, extra_nodata: float | None = None,
+                 acquired_source: str = "sidecar", data_path: Path | None = None, stem: str | None = None,
+                 product: str = "geotiff") -> None:
         self.path = path
-        self.stem = path.stem
+        self.stem = stem or path.stem
         self.kind = kind
         self.rows = header.height
         self.cols = header.width
         self.acquired = acquired
+        self.acquired_source = acquired_source
+        self.product = product
         self.spacing_m = spacing_m
         self.bands = bands
         self.metadata = metadata
         self.sidecar_path = sidecar_path
+        #: The GeoTIFF holding the pixels: ``path`` itself, or the data asset of a STAC item.
+        self.data_path = data_path or path
         self._header = header
         self._calibration = calibration
         self._reflectance_scale = reflectance_scale
@@ -295,7 +314,7 @@ class Scene:
     # ---------------------------------------------------------------- lifecycle
     def __repr__(self) -> str:
         return (f"Scene({self.stem!r}, kind={self.kind!r}, {self.rows}x{self.cols}, bands={self.bands}, "
-                f"acquired={self.acquired.isoformat()})")
+                f"acquired={self.acquired.isoformat()} ({self.acquired_source}), product={self.product!r})")
 
     def __enter__(self) -> "Scene":
         return self
@@ -321,9 +340,9 @@ class Scene:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                    self._ds = rasterio.open(self.path)
+                    self._ds = rasterio.open(self.data_path)
             except Exception as exc:
-                raise SceneError(f"cannot reopen GeoTIFF: {exc}", self.path) from exc
+                raise SceneError(f"cannot reopen GeoTIFF: {exc}", self.data_path) from exc
         return self._ds
 
     # ---------------------------------------------------------------- pixels
@@ -336,16 +355,44 @@ class Scene:
         """Which blocks of the TIFF hold data (see :mod:`pipelines.scene.coverage`); read once, on
         first use, from the block tables only. None: unknown, every block is taken as present."""
         if not self._coverage_known:
-            self._coverage = block_coverage(self.path, self.rows, self.cols)
+            self._coverage = block_coverage(self.data_path, self.rows, self.cols)
             self._coverage_known = True
         return self._coverage
 
-    def read(self, row_off: int, col_off: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated window -> (data float32 (nbands, h, w), valid bool (h, w)); see the module docstring.
+    def read_preview(self, max_side: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+        """The whole scene decimated to at most ``max_side`` pixels a side, for display only.
 
-        The window must lie inside the scene: clipping is the caller's job (iter_tiles does it), and
-        a silent clip here would shift every detection in the window.
+        Returns (values float32 (nbands, h, w), valid (h, w), (row step, col step) in scene pixels).
+        Values are uncalibrated (SAR: amplitude, |I + jQ| for SLCs; optical: the stored numbers):
+        a display stretch does not need calibration. Nearest-neighbour, so GDAL can serve it from
+        the TIFF's overviews and never averages no-data into the picture.
         """
+        from rasterio.enums import Resampling
+
+        f = max(1.0, max(self.rows, self.cols) / float(max_side))
+        h, w = max(1, int(round(self.rows / f))), max(1, int(round(self.cols / f)))
+        try:
+            raw = self._dataset().read(out_shape=(self._header.count, h, w), resampling=Resampling.nearest)
+        except Exception as exc:
+            raise SceneError(f"cannot read a {h} x {w} preview: {_error_detail(exc)}", self.path) from exc
+        if np.iscomplexobj(raw):
+            data = np.abs(raw[:1].astype(np.complex64)).astype(np.float32)
+        elif self.kind == "sar" and raw.shape[0] == 2:
+            data = np.hypot(raw[0].astype(np.float32), raw[1].astype(np.float32))[None]
+        else:
+            data = raw.astype(np.float32)
+        valid = np.all(np.isfinite(data), axis=0)
+        for b in range(min(data.shape[0], len(self._header.nodata))):
+            nd = self._header.nodata[b]
+            if nd is not None and not math.isnan(nd):
+                valid &= raw[b] != nd
+        if self.kind == "sar":
+            valid &= data[0] != 0
+        data[:, ~valid] = 0.0
+        return data, valid, (self.rows / h, self.cols / w)
+
+    def _check_window(self, row_off: int, col_off: int, height: int, width: int) -> None:
+        """TilingError unless the window is integer and lies inside the scene (no silent clipping)."""
         for name, v in (("row_off", row_off), ("col_off", col_off), ("height", height), ("width", width)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
                 raise TilingError(f"window {name} must be an integer, got {v!r}", self.path)
@@ -354,6 +401,14 @@ class Scene:
             raise TilingError(
                 f"window rows {row_off}..{row_off + height} x cols {col_off}..{col_off + width} is empty or "
                 f"outside the scene ({self.rows} x {self.cols})", self.path)
+
+    def read(self, row_off: int, col_off: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated window -> (data float32 (nbands, h, w), valid bool (h, w)); see the module docstring.
+
+        The window must lie inside the scene: clipping is the caller's job (iter_tiles does it), and
+        a silent clip here would shift every detection in the window.
+        """
+        self._check_window(row_off, col_off, height, width)
         window = Window(int(col_off), int(row_off), int(width), int(height))
         try:
             raw = self._dataset().read(window=window)
@@ -517,12 +572,17 @@ class Scene:
 # --------------------------------------------------------------------------- opening
 
 
-def _open_sar(tif: Path, header: _Header, doc: dict, sidecar: Path) -> Scene:
-    meta = parse_sidecar(doc, sidecar)
+def _open_sar(tif: Path, header: _Header, doc: dict, sidecar: Path | None, acquired: datetime | None = None,
+              source: str = "sidecar") -> Scene:
+    """A Capella SAR scene; ``doc`` is the extended metadata, from ``sidecar`` or (``sidecar`` None)
+    from the TIFF's ImageDescription tag (``source`` says which)."""
+    where: str | Path = sidecar if sidecar is not None else f"{tif} [TIFFTAG_IMAGEDESCRIPTION]"
+    meta = parse_sidecar(doc, where)
+    what = "sidecar" if sidecar is not None else "the Capella metadata in the TIFF's ImageDescription"
     if (meta.rows, meta.columns) != (header.height, header.width):
         raise SidecarError(
-            f"sidecar says rows={meta.rows} columns={meta.columns} but the TIFF {tif.name} is "
-            f"{header.height} rows x {header.width} columns", sidecar)
+            f"{what} says rows={meta.rows} columns={meta.columns} but the TIFF {tif.name} is "
+            f"{header.height} rows x {header.width} columns", where)
     dt = header.dtypes
     ok = {
         "UInt16": header.count == 1 and dt[0] == "uint16",
@@ -531,54 +591,87 @@ def _open_sar(tif: Path, header: _Header, doc: dict, sidecar: Path) -> Scene:
         or (header.count == 2 and dt == ("int16", "int16")),
     }[meta.data_type]
     if not ok:
+        label = "sidecar" if sidecar is not None else "metadata"
         raise SidecarError(
-            f"unsupported data type: sidecar data_type '{meta.data_type}' but the TIFF has {header.count} band(s) "
+            f"unsupported data type: {label} data_type '{meta.data_type}' but the TIFF has {header.count} band(s) "
             f"of {', '.join(dt)} (expected UInt16: 1 uint16 band; Float32: 1 float32 band; "
             f"CInt16: 1 complex_int16 band or 2 int16 bands I/Q)", tif)
-    return Scene(path=tif, kind="sar", header=header, acquired=meta.start,
+    when, src = resolve_acquired((meta.start, source), acquired, tif, "no acquisition time")
+    return Scene(path=tif, kind="sar", header=header, acquired=when, acquired_source=src,
                  spacing_m=(meta.pixel_spacing_row, meta.pixel_spacing_column), bands=("sigma0",),
-                 metadata=meta, sidecar_path=sidecar)
+                 metadata=meta, sidecar_path=sidecar,
+                 product="capella-bundle" if sidecar is not None else "capella-geotiff")
 
 
-def _optical_acquired(tif: Path, header: _Header, doc: dict | None) -> datetime:
+def header_centre_lon(header: _Header) -> float | None:
+    """Longitude of the image centre from the CRS + transform (None when not georeferenced)."""
+    if header.crs is None or header.transform.is_identity:
+        return None
+    from rasterio.warp import transform as warp_transform
+
+    x, y = header.transform @ (header.width / 2.0, header.height / 2.0)
+    try:
+        lon, _ = warp_transform(header.crs, "EPSG:4326", [x], [y])
+    except Exception:
+        return None
+    return float(lon[0]) if lon and math.isfinite(lon[0]) else None
+
+
+def _optical_acquired(tif: Path, header: _Header, doc: dict | None,
+                      acquired: datetime | None = None) -> tuple[datetime, str]:
+    """(time, source): sidecar, acquisition tag, product id, ``--acquired``, TIFFTAG_DATETIME."""
+    own: tuple[datetime, str] | None = None
     if doc is not None and doc.get("acquired") is not None:
-        return parse_timestamp(doc["acquired"])  # validated by parse_optical_sidecar
-    for names, creation_time in ((ACQUISITION_TAGS, False), (("TIFFTAG_DATETIME",), True)):
-        hit = _tag(header.tags, names)
-        if hit is None:
-            continue
-        key, value = hit
-        try:
-            when = parse_timestamp(str(value))
-        except ValueError:
-            raise SceneError(f"TIFF tag {key}={value!r} is not a valid timestamp", tif) from None
-        if creation_time:
-            log.warning("%s: no acquisition time in a sidecar or tag; using TIFFTAG_DATETIME (file creation time)",
-                        tif.name)
-        return when
-    raise SceneError(f"no acquisition time: add \"acquired\" to {tif.stem}{SIDECAR_SUFFIX} or a TIFF tag "
-                     f"({', '.join(ACQUISITION_TAGS)} or TIFFTAG_DATETIME)", tif)
+        own = (parse_timestamp(doc["acquired"]), "sidecar")  # validated by parse_optical_sidecar
+    if own is None:
+        hit = _tag(header.tags, ACQUISITION_TAGS)
+        if hit is not None:
+            key, value = hit
+            try:
+                own = (parse_timestamp(str(value)), f"tiff-tag:{key.upper()}")
+            except ValueError:
+                raise SceneError(f"TIFF tag {key}={value!r} is not a valid timestamp", tif) from None
+    if own is None:
+        pt = time_from_path(tif)
+        if pt is not None and pt.source == "product-id-date":  # the time of day needs the longitude
+            pt = time_from_path(tif, lon_deg=header_centre_lon(header))
+        if pt is not None:
+            log.info("%s: acquisition time %s from the %s product id %s%s", tif.name, pt.when.isoformat(),
+                     pt.mission, pt.identifier,
+                     " (date only: time of day from the overpass, +/- 30 min)" if pt.source == "product-id-date" else "")
+            own = (pt.when, pt.source)
+    if own is None:
+        hit = _tag(header.tags, ("TIFFTAG_DATETIME",))
+        if hit is not None:
+            key, value = hit
+            try:
+                own = (parse_timestamp(str(value)), "tiff-tag:TIFFTAG_DATETIME")
+            except ValueError:
+                raise SceneError(f"TIFF tag {key}={value!r} is not a valid timestamp", tif) from None
+            if acquired is None:
+                log.warning("%s: no acquisition time in a sidecar, tag or product id; using TIFFTAG_DATETIME "
+                            "(file creation time)", tif.name)
+    return resolve_acquired(
+        own, acquired, tif,
+        f"no acquisition time: add \"acquired\" to {tif.stem}{SIDECAR_SUFFIX} or a TIFF tag "
+        f"({', '.join(ACQUISITION_TAGS)} or TIFFTAG_DATETIME), or keep the provider's product id in the file "
+        "name (Capella, Landsat, Sentinel-1/2)")
 
 
 def _optical_spacing(tif: Path, header: _Header, doc: dict | None) -> tuple[float, float]:
     if doc is not None and doc.get("pixel_size_m") is not None:
         s = float(doc["pixel_size_m"])  # validated by parse_optical_sidecar
         return (s, s)
-    crs = header.crs
-    if crs is not None and crs.is_projected and not header.transform.is_identity:
-        try:
-            _, factor = crs.linear_units_factor
-        except Exception:
-            factor = 0.0
-        if factor and factor > 0:
-            t = header.transform
-            return (math.hypot(t.b, t.e) * factor, math.hypot(t.a, t.d) * factor)
+    spacing = metre_spacing(header.crs, header.transform)
+    if spacing is not None:
+        return spacing
     raise SceneError("cannot tell the pixel size in metres: the CRS is not projected in linear units and "
                      f"{tif.stem}{SIDECAR_SUFFIX} gives no \"pixel_size_m\"", tif)
 
 
 def _open_optical(tif: Path, header: _Header, doc: dict | None, sidecar: Path | None,
-                  names: tuple[str | None, ...], reflectance_scale: float | None) -> Scene:
+                  names: tuple[str | None, ...], reflectance_scale: float | None,
+                  acquired: datetime | None = None) -> Scene:
     calib_by_name = parse_optical_sidecar(doc, sidecar) if doc is not None else {}
     descs = header.descriptions
     if not any(names):
@@ -613,25 +706,58 @@ def _open_optical(tif: Path, header: _Header, doc: dict | None, sidecar: Path | 
     extra_nodata = None
     if doc is not None and doc.get("nodata") is not None:
         extra_nodata = float(doc["nodata"])
-    return Scene(path=tif, kind="optical", header=header, acquired=_optical_acquired(tif, header, doc),
+    when, source = _optical_acquired(tif, header, doc, acquired)
+    return Scene(path=tif, kind="optical", header=header, acquired=when, acquired_source=source,
                  spacing_m=_optical_spacing(tif, header, doc), bands=tuple(names),  # type: ignore[arg-type]
                  metadata=doc, sidecar_path=sidecar, calibration=tuple(calibration),
                  reflectance_scale=reflectance_scale, extra_nodata=extra_nodata)
 
 
-def open_scene(path: str | Path, reflectance_scale: float | None = None) -> Scene:
-    """Open a scene bundle from its ``.tif`` (or its ``_extended.json``); reads no pixel data.
+def open_scene(path: str | Path, reflectance_scale: float | None = None,
+               acquired: datetime | str | None = None) -> Scene:
+    """Open a scene from its ``.tif`` (or its ``_extended.json``), or a product; reads no pixel data.
+
+    Products (:mod:`pipelines.scene.products`): a Landsat Collection 2 ``*_MTL.json`` /
+    ``*_MTL.txt`` (or its folder), a Sentinel-2 ``*.SAFE`` folder (or its ``MTD_MSIL*.xml``), a
+    STAC Item JSON; a Capella GeoTIFF without sidecar is read with the metadata in its
+    ImageDescription tag.
 
     ``reflectance_scale`` multiplies float optical reflective bands that have no sidecar scale
     (1e-4 for Sentinel-2 reflectance x 10,000 exports); it is ignored for SAR and thermal bands.
+    ``acquired`` (``--acquired``) is the acquisition time for a scene that records none (see
+    :mod:`pipelines.scene.acquisition`: it never overrides a time the scene records).
     """
+    from pipelines.scene.acquisition import parse_user_time
+
     p = Path(path)
     if reflectance_scale is not None and (isinstance(reflectance_scale, bool)
                                           or not isinstance(reflectance_scale, (int, float))
                                           or not math.isfinite(reflectance_scale) or reflectance_scale <= 0):
         raise SceneError(f"reflectance_scale must be a positive number, got {reflectance_scale!r}", p)
+    user_time = parse_user_time(acquired)
     if p.name.endswith(SIDECAR_SUFFIX):
         p = _tif_for(p)
+    elif p.suffix.lower() not in TIFF_SUFFIXES:
+        from pipelines.scene.products import open_product, product_kind
+
+        if p.is_dir() or p.is_file():
+            kind = product_kind(p)
+            if kind is not None:
+                return open_product(p, kind, reflectance_scale, user_time)
+            if p.is_dir():
+                raise SceneError("a folder is one scene only when it is a Landsat Collection 2 product folder "
+                                 "(*_MTL.json / *_MTL.txt) or a Sentinel-2 SAFE (MTD_MSIL1C.xml / "
+                                 "MTD_MSIL2A.xml); scan it to find the scenes inside", p)
+            if p.suffix.lower() == ".json":
+                raise SceneError("not a scene: a .json scene is a STAC Item (\"type\": \"Feature\" with "
+                                 "\"stac_version\"), a Landsat *_MTL.json or a *_extended.json sidecar", p)
+    else:
+        mtl = _landsat_mtl_for_band(p)
+        if mtl is not None:
+            from pipelines.scene.products.landsat import open_landsat
+
+            log.info("%s is a band of the Landsat product %s: opening the product", p.name, mtl.name)
+            return open_landsat(mtl, reflectance_scale, user_time)
     check_scene_path(p)
     header = _read_header(p)
     if header.driver not in ("GTiff", "COG"):
@@ -643,20 +769,40 @@ def open_scene(path: str | Path, reflectance_scale: float | None = None) -> Scen
     doc = load_json(sidecar) if sidecar.exists() else None
     if doc is not None:
         if "collect" in doc:
-            return _open_sar(p, header, doc, sidecar)
+            return _open_sar(p, header, doc, sidecar, user_time)
         if is_optical_sidecar(doc):
             hint = doc.get("platform") if isinstance(doc.get("platform"), str) else None
             names = resolve_band_names(header.descriptions, hint or _platform_tag(header))
-            return _open_optical(p, header, doc, sidecar, names, reflectance_scale)
+            return _open_optical(p, header, doc, sidecar, names, reflectance_scale, user_time)
         raise SidecarError("sidecar is neither Capella extended metadata (no 'collect') nor an orbitwatch optical "
                            "sidecar (no 'orbitwatch_optical')", sidecar)
+    from pipelines.scene.products.capella import TAG_SOURCE, embedded_metadata
+
+    embedded = embedded_metadata(header.tags)
+    if embedded is not None:
+        return _open_sar(p, header, embedded, None, user_time, TAG_SOURCE)
     names = resolve_band_names(header.descriptions, _platform_tag(header))
     if any(names):
-        return _open_optical(p, header, None, None, names, reflectance_scale)
+        return _open_optical(p, header, None, None, names, reflectance_scale, user_time)
     if header.count == 1 or header.dtypes[0].startswith("complex") or header.dtypes == ("int16", "int16"):
         raise SidecarError(f"missing sidecar {sidecar.name} (a single-band, complex or two-int16-band (I/Q) TIFF "
-                           "without optical band names is SAR, which needs its Capella metadata for calibration)", p)
-    return _open_optical(p, header, None, None, names, reflectance_scale)
+                           "without optical band names is SAR, which needs its Capella metadata for calibration; "
+                           "there is none in the TIFF's ImageDescription tag either)", p)
+    return _open_optical(p, header, None, None, names, reflectance_scale, user_time)
+
+
+def _landsat_mtl_for_band(tif: Path) -> Path | None:
+    """The MTL beside ``tif`` when ``tif`` is one file of a Landsat Collection 2 product."""
+    from pipelines.scene.products.landsat import product_id_of
+
+    pid = product_id_of(tif.name)
+    if pid is None:
+        return None
+    for suffix in ("_MTL.json", "_MTL.txt"):
+        cand = tif.with_name(pid + suffix)
+        if cand.is_file():
+            return cand
+    return None
 
 
 def _platform_tag(header: _Header) -> str | None:
@@ -667,29 +813,102 @@ def _platform_tag(header: _Header) -> str | None:
 def find_scenes(root: str | Path, broken_links: bool = False) -> list[Path]:
     """Every scene candidate under ``root`` (recursive, sorted); a file given directly is returned alone.
 
-    Candidates are .tif/.tiff files and ``*_extended.json`` sidecars with no TIFF beside them (an
-    orphaned sidecar means a lost image; :func:`open_scene` says so). ``broken_links=True`` also
+    Candidates are .tif/.tiff files, ``*_extended.json`` sidecars with no TIFF beside them (an
+    orphaned sidecar means a lost image; :func:`open_scene` says so), and products, each ONE
+    candidate whatever its number of files (:mod:`pipelines.scene.products`): a Landsat product's
+    ``*_MTL.json`` (else ``*_MTL.txt``), a Sentinel-2 ``*.SAFE`` folder, a STAC Item JSON; a STAC
+    Catalog / Collection adds the items it links to. Files that belong to a product (its band
+    TIFFs, a STAC item's assets) are not listed on their own. ``root`` may itself be a product
+    folder, an item or a catalog. ``broken_links=True`` also
     returns .tif/.tiff symlinks that lead nowhere (dangling, or a loop) so that a batch reports
     them instead of silently scanning fewer scenes than were delivered; off by default because
     such a path cannot be ``stat()``-ed, and callers that sort or fingerprint by ``stat()`` must
     be ready for that (``pipelines.batch.run_batch`` is). Directory symlinks are never followed,
     so a link loop cannot make the walk endless.
     """
+    from pipelines.scene.products import claimed_files, product_kind
+    from pipelines.scene.products.landsat import is_mtl, mtl_in
+    from pipelines.scene.products.sentinel2 import is_safe
+    from pipelines.scene.products.stac import catalog_items
+
     p = Path(root)
     if not p.exists():
         raise SceneError("scene folder or file does not exist", p)
     if not p.is_dir():
+        if p.suffix.lower() == ".json" and _regular(p) and product_kind(p) == "stac-catalog":
+            return sorted(catalog_items(p))
         return [p]
-    found: list[Path] = []
-    for dirpath, _dirnames, filenames in os.walk(p, followlinks=False):
+    if is_safe(p):
+        return [p]
+    found: dict[Path, None] = {}
+    claimed: set[Path] = set()
+    product_claims: set[Path] = set()  # files of Landsat products: a STAC item of only those is a duplicate
+    items: list[Path] = []
+    catalogs: list[Path] = []
+    loose: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(p, followlinks=False):
         d = Path(dirpath)
+        safes = [n for n in dirnames if is_safe(d / n) and not (d / n).is_symlink()]
+        for n in safes:
+            found.setdefault(d / n, None)
+        dirnames[:] = sorted(n for n in dirnames if n not in safes)
+        if any(is_mtl(d / n) for n in filenames):
+            for mtl in mtl_in(d):
+                found.setdefault(mtl, None)
+                product_claims.update(_abs(f) for f in claimed_files(mtl, "landsat"))
         # os.walk lists dangling links and link loops with the files (it cannot tell they are dirs).
         tif_stems = {Path(n).stem for n in filenames if Path(n).suffix.lower() in TIFF_SUFFIXES}
         for n in filenames:
             f = d / n
             if f.suffix.lower() in TIFF_SUFFIXES:
                 if broken_links or f.is_file():
-                    found.append(f)
-            elif n.endswith(SIDECAR_SUFFIX) and n[: -len(SIDECAR_SUFFIX)] not in tif_stems:
-                found.append(f)
+                    loose.append(f)
+            elif n.endswith(SIDECAR_SUFFIX):
+                if n[: -len(SIDECAR_SUFFIX)] not in tif_stems:
+                    loose.append(f)
+            elif n.lower().endswith(".json") and not is_mtl(f) and _regular(f):
+                kind = product_kind(f)
+                if kind == "stac-item":
+                    items.append(f)
+                elif kind == "stac-item-collection":
+                    found.setdefault(f, None)
+                elif kind == "stac-catalog":
+                    catalogs.append(f)
+    for cat in catalogs:
+        try:
+            linked = catalog_items(cat)
+        except SceneError as exc:  # a broken catalog is reported when its file is opened
+            log.warning("%s", exc)
+            found.setdefault(cat, None)
+            continue
+        known = {_abs(i) for i in items}
+        items.extend(i for i in linked if _abs(i) not in known)
+    for item in items:
+        assets = [_abs(a) for a in claimed_files(item, "stac-item")] if item.is_file() else []
+        images = [a for a in assets if a.suffix.lower() in (*TIFF_SUFFIXES, ".jp2")]
+        if images and all(a in product_claims for a in images):
+            # USGS ships <id>_SR_stac.json / _ST_stac.json inside the product folder: the MTL
+            # already is this scene, and listing both would report every alert twice.
+            log.info("%s: its assets are a Landsat product already listed by its MTL; not a scene of its own",
+                     item.name)
+            continue
+        found.setdefault(item, None)
+        claimed.update(assets)
+    claimed |= product_claims
+    for f in loose:
+        if _abs(f) not in claimed:
+            found.setdefault(f, None)
     return sorted(found)
+
+
+def _abs(path: Path) -> Path:
+    """An absolute, normalised path (symlinks not resolved: a link stays its own candidate)."""
+    return Path(os.path.abspath(path))
+
+
+def _regular(path: Path) -> bool:
+    """True for a regular file (following links); a FIFO named *.json must never be opened."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
