@@ -31,6 +31,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,12 @@ def _weights_checksums() -> dict[str, str]:
 
 def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
+
+
+def clear_parts(pdir: Path) -> None:
+    """Forget every finished scene and every failure record of a batch (a run without resume)."""
+    for p in list(pdir.glob("*.json")) + list((pdir / FAILED_DIR).glob("*.json")):
+        p.unlink()
 
 
 def lock_path(out: Path) -> Path:
@@ -310,18 +317,33 @@ def quicklook_name(path: Path, fp: str, taken: set[str]) -> str:
     return name
 
 
-def write_quicklook(path: Path, features: list[dict[str, Any]], png: Path) -> str | None:
-    """Render one scene's quicklook; returns None, or the reason it could not be made."""
+def write_quicklook(path: Path, features: list[dict[str, Any]], png: Path,
+                    acquired: datetime | None = None) -> str | None:
+    """Render one scene's quicklook; returns None, or the reason it could not be made.
+
+    ``acquired``: the scan's ``--acquired``, so that a scene that opened with it opens again here.
+    """
     from pipelines.scene import open_scene
     from pipelines.scene.quicklook import render_quicklook
 
     try:
-        with open_scene(path) as scene:
+        with open_scene(path, acquired=acquired) as scene:
             render_quicklook(scene, [Alert.from_feature(f) for f in features], png)
     except OrbitwatchError as exc:
         log.warning("no quicklook for %s: %s", path, exc)
         return f"no quicklook: {exc}"
     return None
+
+
+def _with_quicklook(summary: dict[str, Any], path: Path, features: list[dict[str, Any]], png: Path,
+                   acquired: datetime | None, keep_existing: bool = False) -> dict[str, Any]:
+    """``summary`` plus its ``quicklook`` path (None, with the reason in its notes, when it could
+    not be made). ``keep_existing``: a resumed scene's PNG from the earlier run is not redrawn."""
+    why = None if keep_existing and png.exists() else write_quicklook(path, features, png, acquired)
+    out = dict(summary, quicklook=None if why else str(png))
+    if why:
+        out["notes"] = [*out.get("notes", []), why]
+    return out
 
 
 def _run_batch(scenes: list[Path], out: Path, options: ScanOptions, resume: bool,
@@ -338,8 +360,7 @@ def _run_batch(scenes: list[Path], out: Path, options: ScanOptions, resume: bool
         raise OutputWriteError(f"cannot create the manifest folder {pdir}: {exc.strerror or exc}", out) from exc
     parts = _load_parts(pdir) if resume else {}
     if not resume:
-        for p in list(pdir.glob("*.json")) + list((pdir / FAILED_DIR).glob("*.json")):
-            p.unlink()
+        clear_parts(pdir)
     wanted: dict[str, dict[str, Any]] = {}
     for i, path in enumerate(scenes):
         path = Path(path)
@@ -364,11 +385,11 @@ def _run_batch(scenes: list[Path], out: Path, options: ScanOptions, resume: bool
         if fp in parts:
             wanted[fp] = parts[fp]
             report.scenes_skipped.append(str(path))
-            summary = dict(parts[fp]["summary"])
+            summary = parts[fp]["summary"]
             if quicklook_dir is not None:
-                png = quicklook_dir / quicklook_name(path, fp, ql_names)
-                why = write_quicklook(path, parts[fp]["features"], png) if not png.exists() else None
-                summary["quicklook"] = None if why else str(png)
+                summary = _with_quicklook(summary, path, parts[fp]["features"],
+                                          quicklook_dir / quicklook_name(path, fp, ql_names), options.acquired,
+                                          keep_existing=True)
             report.results.append(summary)
             continue
         if resume and not retry_failed:
@@ -386,10 +407,7 @@ def _run_batch(scenes: list[Path], out: Path, options: ScanOptions, resume: bool
             log.error("unexpected error on %s:\n%s", path, traceback.format_exc())
             fail = SceneFailure(str(path), type(exc).__name__, f"{path}: unexpected {type(exc).__name__}: {exc}")
         else:
-            summary = {"path": str(path), "scene": res.scene, "kind": res.kind, "alerts": len(res.alerts),
-                       "detectors": res.detectors, "tiles": res.n_tiles, "tiles_skipped": res.tiles_skipped,
-                       "megapixels": round(res.megapixels, 3), "seconds": round(res.seconds, 3),
-                       "notes": res.notes}
+            summary = res.summary()
             doc = {"manifest_version": MANIFEST_VERSION, "path": str(path), "summary": summary,
                    "features": [a.to_feature() for a in res.alerts]}
             try:
@@ -404,11 +422,8 @@ def _run_batch(scenes: list[Path], out: Path, options: ScanOptions, resume: bool
                 break
             clear_failure(pdir, fp)
             if quicklook_dir is not None:
-                png = quicklook_dir / quicklook_name(path, fp, ql_names)
-                why = write_quicklook(path, doc["features"], png)
-                summary = dict(summary, quicklook=None if why else str(png))
-                if why:
-                    summary["notes"] = [*summary["notes"], why]
+                summary = _with_quicklook(summary, path, doc["features"],
+                                          quicklook_dir / quicklook_name(path, fp, ql_names), options.acquired)
             report.scenes_ok.append(str(path))
             report.results.append(summary)
             if on_scene_done:

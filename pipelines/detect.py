@@ -119,12 +119,10 @@ class ScanOptions:
         Raises UnknownDetectorError, or ScanOptionError naming the detector, its options and what
         its constructor said.
         """
-        for name, v in (("max_megapixels", self.max_megapixels), ("scene_timeout_s", self.scene_timeout_s)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
-                                  or v == float("inf")):
-                flag = "--max-megapixels" if name == "max_megapixels" else "--scene-timeout"
-                raise ScanOptionError(f"{flag} must be a positive number of "
-                                      f"{'megapixels' if name == 'max_megapixels' else 'seconds'}, got {v!r}")
+        for flag, unit, v in (("--max-megapixels", "megapixels", self.max_megapixels),
+                              ("--scene-timeout", "seconds", self.scene_timeout_s)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")):
+                raise ScanOptionError(f"{flag} must be a positive number of {unit}, got {v!r}")
         if self.acquired is not None and (not isinstance(self.acquired, datetime) or self.acquired.tzinfo is None):
             raise ScanOptionError(f"--acquired must be a timezone-aware datetime, got {self.acquired!r}")
         running = set()
@@ -161,6 +159,13 @@ class SceneResult:
     #: Of the ``n_tiles`` full-frame tiles, how many a detector was spared: those over never-written
     #: TIFF blocks (not even read) and those whose every pixel read was no-data.
     tiles_skipped: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """The scene's line in a batch report (CLI manifest parts and the flows alike)."""
+        return {"path": self.path, "scene": self.scene, "kind": self.kind, "alerts": len(self.alerts),
+                "detectors": self.detectors, "tiles": self.n_tiles, "tiles_skipped": self.tiles_skipped,
+                "megapixels": round(self.megapixels, 3), "seconds": round(self.seconds, 3),
+                "notes": list(self.notes)}
 
 
 class Deadline:

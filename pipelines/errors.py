@@ -58,6 +58,10 @@ class StoreError(GroundError):
     """The ground alert store cannot be opened, is locked by another process, or is inconsistent."""
 
 
+class StoreNotFoundError(StoreError, LookupError):
+    """The store holds no such alert or delivery (the web app answers 404 for it)."""
+
+
 class SubscriberError(GroundError, ValueError):
     """A webhook subscriber is misconfigured (secret, URL, filter) or unknown."""
 

@@ -65,7 +65,6 @@ before use; a mismatch raises :class:`~detectors.errors.WeightsError`.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -75,6 +74,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from detectors.errors import WeightsError
+# The weights checksums are read as every shipped model's are (SHA256SUMS, else <file>.sha256).
+from detectors.integrity import recorded_sha256 as expected_sha256
+from detectors.integrity import sha256_file
 
 MODEL_NAME = "orbitwatch-sar-centernet"
 MODEL_VERSION = "1.1.0"
@@ -229,30 +231,6 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tens
 
 
 # ----------------------------------------------------------------------------- weights I/O
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (weights may be checked on a small flight computer)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def expected_sha256(path: Path) -> str | None:
-    """The recorded checksum of ``path``: its line in the folder's ``SHA256SUMS``, else ``<file>.sha256``."""
-    sums = path.parent / "SHA256SUMS"
-    if sums.is_file():
-        for line in sums.read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1].lstrip("*") == path.name:
-                return parts[0].lower()
-    side = path.with_name(path.name + ".sha256")
-    if side.is_file():
-        txt = side.read_text().split()
-        return txt[0].lower() if txt else None
-    return None
-
-
 def verify_weights(path: str | Path, sha256: str | None = None) -> Path:
     """Check ``path`` exists and matches its recorded sha256 (or ``sha256``); WeightsError otherwise.
 

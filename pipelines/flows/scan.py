@@ -28,6 +28,7 @@ were found and *none* could be scanned (something systemic: detectors, disk, dev
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,11 @@ from prefect.states import Failed, State
 
 from pipelines.alerts.model import Alert
 from pipelines.batch import (
-    FAILED_DIR,
     MANIFEST_VERSION,
     SceneFailure,
     atomic_write_text,
     clear_failure,
+    clear_parts,
     earlier_failure,
     parts_dir,
     output_lock,
@@ -147,7 +148,8 @@ def quicklook_path(geojson: Path) -> Path:
     return Path(*parts).with_suffix(".png")
 
 
-def publish_quicklook(scene_path: str, features: list[dict[str, Any]], png: Path) -> str | None:
+def publish_quicklook(scene_path: str, features: list[dict[str, Any]], png: Path,
+                      acquired: datetime | None = None) -> str | None:
     """Render the quicklook PNG and show it as a Prefect image artifact; returns None or why not.
 
     The artifact carries a JPEG of at most ARTIFACT_SIDE px as a data URL: Prefect's image
@@ -161,7 +163,7 @@ def publish_quicklook(scene_path: str, features: list[dict[str, Any]], png: Path
 
     from pipelines.batch import write_quicklook
 
-    why = write_quicklook(Path(scene_path), features, png)
+    why = write_quicklook(Path(scene_path), features, png, acquired)
     if why:
         return why
     try:
@@ -179,17 +181,19 @@ def publish_quicklook(scene_path: str, features: list[dict[str, Any]], png: Path
 
 
 def write_scene_outputs(detected: dict[str, Any], geojson: Path, manifest: Path | None,
-                        fingerprint: str | None, quicklook: bool = False) -> dict[str, Any]:
+                        fingerprint: str | None, quicklook: bool = False,
+                        acquired: datetime | None = None) -> dict[str, Any]:
     """Write one scene's GeoJSON (and its batch manifest part) atomically; return a small summary.
 
-    ``quicklook``: also the scene's PNG (``<out_dir>/quicklooks/``) and its Prefect image artifact.
+    ``quicklook``: also the scene's PNG (``<out_dir>/quicklooks/``) and its Prefect image artifact
+    (``acquired``: the scan's ``acquired``, to open the scene again as the scan did).
     """
     alerts = [Alert.from_feature(f) for f in detected["features"]]
     n = write_alerts(geojson, alerts)
     summary = dict(detected["summary"], geojson=str(geojson), alerts=n)
     if quicklook:
         png = quicklook_path(geojson)
-        why = publish_quicklook(detected["summary"]["path"], detected["features"], png)
+        why = publish_quicklook(detected["summary"]["path"], detected["features"], png, acquired)
         summary["quicklook"] = None if why else str(png)
         if why:
             summary["notes"] = [*summary.get("notes", []), why]
@@ -247,8 +251,7 @@ def plan_scenes(scene_dir: str, out_dir: str, options: ScanOptions, resume: bool
     out = Path(out_dir) / ALERTS_NAME
     pdir = parts_dir(out)
     if not resume and pdir.is_dir():
-        for p in list(pdir.glob("*.json")) + list((pdir / FAILED_DIR).glob("*.json")):
-            p.unlink()
+        clear_parts(pdir)
     todo, done, failures = [], [], []
     for path in find_scenes(root):
         try:
@@ -294,18 +297,17 @@ def detect_scene(path: str, options: ScanOptions, gpu_exclusive: bool | None = N
     features = [a.to_feature() for a in res.alerts]
     logger.info("%s: %d alert(s) from %d tile(s) in %.2f s (%s)", res.scene, len(features), res.n_tiles,
                 res.seconds, ", ".join(res.detectors))
-    summary = {"path": res.path, "scene": res.scene, "kind": res.kind, "alerts": len(features),
-               "by_kind": _by_kind(features), "detectors": res.detectors, "tiles": res.n_tiles,
-               "megapixels": round(res.megapixels, 3), "seconds": round(res.seconds, 3), "notes": res.notes}
+    summary = dict(res.summary(), by_kind=_by_kind(features))
     return {"summary": summary, "features": features}
 
 
 @task(name="write-scene-alerts", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient_only)
 def write_scene_alerts(detected: dict[str, Any], geojson: str, manifest: str | None = None,
-                       fingerprint: str | None = None, quicklook: bool = False) -> dict[str, Any]:
+                       fingerprint: str | None = None, quicklook: bool = False,
+                       acquired: datetime | None = None) -> dict[str, Any]:
     """Persist one scene's alerts (GeoJSON + manifest part, and its quicklook); return its path and counts."""
     return write_scene_outputs(detected, Path(geojson), Path(manifest) if manifest else None, fingerprint,
-                               quicklook)
+                               quicklook, acquired)
 
 
 @task(name="merge-alerts", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient_only)
@@ -339,7 +341,8 @@ def scan_scene(scene: str, out_dir: str = "out/flows", detectors: list[str] | No
     options = scan_options(detectors, device, tile_size, overlap, detector_options, max_megapixels, scene_timeout,
                            acquired)
     detected = _detect_task(options)(scene, options, gpu_exclusive=gpu_exclusive, gpu_limit=gpu_limit)
-    summary = write_scene_alerts(detected, str(scene_geojson_path(Path(scene), Path(out_dir))), quicklook=quicklook)
+    summary = write_scene_alerts(detected, str(scene_geojson_path(Path(scene), Path(out_dir))), quicklook=quicklook,
+                                 acquired=options.acquired)
     logger.info("%s: %d alert(s) -> %s", summary["scene"], summary["alerts"], summary["geojson"])
     return summary
 
@@ -360,7 +363,8 @@ def scan_scenes(items: list[dict[str, Any]], out: str, options: ScanOptions,
     detects = [detect.submit(item["path"], options, gpu_exclusive=gpu_exclusive,
                              gpu_limit=gpu_limit, gpu_slots=gpu_slots) for item in items]
     pending: list[tuple[dict[str, Any], PrefectFuture[Any], PrefectFuture[Any]]] = [
-        (item, det, write_scene_alerts.submit(det, item["geojson"], out, item["fingerprint"], quicklook))
+        (item, det, write_scene_alerts.submit(det, item["geojson"], out, item["fingerprint"], quicklook,
+                                                   options.acquired))
         for item, det in zip(items, detects)]
     wait([wr for _, _, wr in pending])
     results: list[dict[str, Any]] = []

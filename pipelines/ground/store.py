@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from pipelines.alerts.model import KINDS, Alert, iso_utc
 from pipelines.alerts.packets import SceneHeader
-from pipelines.errors import AlertQueryError, StoreError, SubscriberError
+from pipelines.errors import AlertQueryError, StoreError, StoreNotFoundError, SubscriberError
 from pipelines.ground.signing import secret_key
 
 log = logging.getLogger(__name__)
@@ -837,10 +837,7 @@ class AlertStore:
 
     def alert(self, alert_id: str) -> Alert:
         """One stored alert, rebuilt from its GeoJSON Feature."""
-        row = self.conn.execute("SELECT feature FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
-        if row is None:
-            raise StoreError(f"no alert {alert_id!r} in the store", self.path)
-        return Alert.from_feature(json.loads(row[0]))
+        return Alert.from_feature(self.feature(alert_id))
 
     def alert_count(self) -> int:
         """How many distinct alerts the store holds."""
@@ -929,7 +926,7 @@ class AlertStore:
         row = self.conn.execute("SELECT * FROM deliveries WHERE alert_id = ? AND subscriber_id = ?",
                                 (alert_id, sub.id)).fetchone()
         if row is None:
-            raise StoreError(f"no delivery of {alert_id} to {sub.name}", self.path)
+            raise StoreNotFoundError(f"no delivery of {alert_id} to {sub.name}", self.path)
         return dict(row)
 
     def status(self) -> list[dict[str, Any]]:
@@ -1114,10 +1111,10 @@ class AlertStore:
         return (int(rows[-1][0]) if rows else int(cursor)), out
 
     def feature(self, alert_id: str) -> dict[str, Any]:
-        """One stored alert's GeoJSON Feature as stored (StoreError if unknown)."""
+        """One stored alert's GeoJSON Feature as stored (StoreNotFoundError if unknown)."""
         row = self.conn.execute("SELECT feature FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
         if row is None:
-            raise StoreError(f"no alert {alert_id!r} in the store", self.path)
+            raise StoreNotFoundError(f"no alert {alert_id!r} in the store", self.path)
         return json.loads(row[0])
 
     # --- thumbnails -------------------------------------------------------------------------------
@@ -1158,7 +1155,7 @@ class AlertStore:
         now = time.time() if now is None else now
         if self.conn.execute("SELECT 1 FROM deliveries WHERE alert_id = ? AND subscriber_id = ?",
                              (alert_id, sub.id)).fetchone() is None:
-            raise StoreError(f"no delivery of {alert_id} to {sub.name}", self.path)
+            raise StoreNotFoundError(f"no delivery of {alert_id} to {sub.name}", self.path)
         cur = self.conn.execute("UPDATE deliveries SET state='pending', next_attempt_at=?, queued_at=?"
                                 " WHERE alert_id = ? AND subscriber_id = ? AND state = 'dead'",
                                 (now, now, alert_id, sub.id))

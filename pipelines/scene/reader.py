@@ -99,6 +99,23 @@ MAX_BLOCK_BYTES = 1 << 30
 _OPTICAL_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 
 
+def check_float_reflectance(band: np.ndarray, valid: np.ndarray, what: str, win: tuple[int, int, int, int],
+                            path: Path, fix: str) -> None:
+    """Refuse an uncalibrated float reflective band whose valid median says reflectance x 10,000.
+
+    We refuse rather than guess so that a wrong factor never silently reaches the fire thresholds.
+    ``what`` names the band in the message, ``fix`` says what the user can do for this input.
+    """
+    if not valid.any():
+        return
+    med = float(np.median(band[valid]))
+    if med > MAX_PLAUSIBLE_REFLECTANCE_MEDIAN:
+        r, c, h, w = win
+        raise SceneError(f"band {what} has median {med:.4g} in window rows {r}..{r + h} cols {c}..{c + w}: "
+                         "float optical bands must be reflectance 0..1 and this looks like reflectance "
+                         f"x 10,000; {fix}", path)
+
+
 def _sidecar_for(tif: Path) -> Path:
     return tif.with_name(tif.stem + SIDECAR_SUFFIX)
 
@@ -481,15 +498,10 @@ class Scene:
             elif name not in THERMAL_BANDS:
                 if self._reflectance_scale is not None:
                     data[b] *= self._reflectance_scale
-                elif valid.any():
-                    med = float(np.median(data[b][valid]))
-                    if med > MAX_PLAUSIBLE_REFLECTANCE_MEDIAN:
-                        r, c, h, w = win
-                        raise SceneError(
-                            f"band '{name}' has median {med:.4g} in window rows {r}..{r + h} cols {c}..{c + w}: "
-                            f"float optical bands must be reflectance 0..1 and this looks like reflectance "
-                            f"x 10,000; open with reflectance_scale=1e-4 or give bands.{name}.scale in "
-                            f"{self.stem}{SIDECAR_SUFFIX}", self.path)
+                else:
+                    check_float_reflectance(data[b], valid, f"'{name}'", win, self.path,
+                                            f"open with reflectance_scale=1e-4 or give bands.{name}.scale in "
+                                            f"{self.stem}{SIDECAR_SUFFIX}")
         data[:, ~valid] = 0.0
         return data.astype(np.float32), valid
 

@@ -32,7 +32,15 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from pipelines.alerts.model import KINDS, Alert
-from pipelines.errors import AlertError, AlertQueryError, StoreError, SubscriberError, WebAccessError, WebConfigError
+from pipelines.errors import (
+    AlertError,
+    AlertQueryError,
+    StoreError,
+    StoreNotFoundError,
+    SubscriberError,
+    WebAccessError,
+    WebConfigError,
+)
 from pipelines.ground.store import AlertFilter, AlertStore
 from pipelines.ground.web import ogc
 from pipelines.ground.web.params import parse_bbox, parse_kinds, parse_score, parse_time
@@ -174,10 +182,13 @@ def create_app(store_path: str | Path, token: str | None = None, *, poll_s: floa
     def _no_subscriber(request: Request, exc: SubscriberError) -> JSONResponse:
         return JSONResponse({"detail": exc.reason}, status_code=404)
 
+    @app.exception_handler(StoreNotFoundError)
+    def _not_in_store(request: Request, exc: StoreNotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": exc.reason}, status_code=404)
+
     @app.exception_handler(StoreError)
     def _store_error(request: Request, exc: StoreError) -> JSONResponse:
-        status = 404 if exc.reason.startswith("no ") else 503
-        return JSONResponse({"detail": exc.reason}, status_code=status)
+        return JSONResponse({"detail": exc.reason}, status_code=503)
 
     def alert_filter(bbox: str | None, start: str | None, end: str | None, kind: str | None,
                      min_score: float | None) -> AlertFilter:

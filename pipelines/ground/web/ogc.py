@@ -32,7 +32,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from pipelines.errors import AlertQueryError, StoreError
+from pipelines.errors import AlertQueryError, StoreNotFoundError
 from pipelines.ground.store import AlertFilter, AlertStore
 from pipelines.ground.web.params import parse_bbox, parse_interval, parse_kinds
 
@@ -308,7 +308,7 @@ def item(collection_id: str, feature_id: str, request: Request) -> Response:
     _require_collection(collection_id)
     try:
         feat = _store(request).feature(feature_id)
-    except StoreError as exc:
+    except StoreNotFoundError as exc:
         raise OGCError(f"no alert {feature_id!r}", status=404, code="NotFound") from exc
     base = f"{_base(request)}/collections/{COLLECTION}"
     feat["links"] = [{"href": f"{base}/items/{quote(feature_id, safe='')}", "rel": "self", "type": GEOJSON},

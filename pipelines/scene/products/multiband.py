@@ -51,12 +51,12 @@ from pipelines.errors import ProductError, SceneError
 from pipelines.scene.bands import THERMAL_BANDS
 from pipelines.scene.geo import metre_spacing
 from pipelines.scene.reader import (
-    MAX_PLAUSIBLE_REFLECTANCE_MEDIAN,
     Scene,
     _check_header_size,
     _error_detail,
     _Header,
     _read_header,
+    check_float_reflectance,
     check_scene_path,
 )
 
@@ -432,15 +432,8 @@ class MultiFileScene(Scene):
         if self._reflectance_scale is not None:
             data[i] *= self._reflectance_scale
             return
-        if valid.any():
-            med = float(np.median(data[i][valid]))
-            if med > MAX_PLAUSIBLE_REFLECTANCE_MEDIAN:
-                r, c, h, w = win
-                raise SceneError(
-                    f"band '{s.name}' ({s.label or s.path.name}) has median {med:.4g} in window rows {r}..{r + h} "
-                    f"cols {c}..{c + w}: float optical bands must be reflectance 0..1 and this looks like "
-                    "reflectance x 10,000; give its scale (STAC raster:bands scale) or open with "
-                    "reflectance_scale=1e-4", self.path)
+        check_float_reflectance(data[i], valid, f"'{s.name}' ({s.label or s.path.name})", win, self.path,
+                                "give its scale (STAC raster:bands scale) or open with reflectance_scale=1e-4")
 
     def flags_at(self, rows: np.ndarray, cols: np.ndarray) -> list[list[str]]:
         """Quality flags (cloud, water, ...) at each pixel (array indices), from the quality layers."""

@@ -433,7 +433,8 @@ def _open_optical_item(item: Any, path: Path, when: datetime, source: str,
         qkind = _QUALITY_KEYS.get(key.lower())
         if qkind is not None:
             qp = _asset_path(key, asset, path)
-            headers.setdefault(qp, open_band_file(qp, path, f"asset '{key}'"))
+            if qp not in headers:  # a quality asset in a file already opened as a band: opened once
+                headers[qp] = open_band_file(qp, path, f"asset '{key}'")
             quality.append(QualitySource(qkind, qp, label=f"asset '{key}'"))
             continue
         if not _is_data_asset(key, asset):
