@@ -37,7 +37,7 @@ from typing import Any
 
 from pipelines.alerts.model import Alert, feature_collection
 from pipelines.detect import ScanOptions, SceneResult, scan_scene
-from pipelines.errors import OrbitwatchError, OutputLockedError, OutputWriteError, SceneError
+from pipelines.errors import LandMaskError, OrbitwatchError, OutputLockedError, OutputWriteError, SceneError
 from pipelines.scene.reader import SIDECAR_SUFFIX, check_scene_path
 
 log = logging.getLogger(__name__)
@@ -113,9 +113,33 @@ def scene_fingerprint(path: Path, options: ScanOptions) -> str:
                       None if options.detectors else {k: list(v) for k, v in DEFAULT_DETECTORS.items()},
                       _weights_checksums()]
                      + ([_options_key(options.detector_options)] if options.detector_options else [])
-                     + ([["--acquired", acquired.isoformat()]] if acquired is not None else []),
+                     + ([["--acquired", acquired.isoformat()]] if acquired is not None else [])
+                     + _radiometry_key(options)
+                     + _land_key(options),
                      default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def _land_key(options: ScanOptions) -> list[Any]:
+    """The land handling as it enters the fingerprint: the mask by path and content (an edited
+    mask redoes the scenes), ``--coastline`` when given. Nothing for the defaults, so that
+    fingerprints of scans without either stay what they were."""
+    key: list[Any] = []
+    mask = getattr(options, "land_mask", None)
+    if mask is not None:
+        from pipelines.scene.landmask import load_land_mask
+
+        key.append(["--land-mask", *load_land_mask(mask).identity()])
+    if getattr(options, "coastline", False):
+        key.append(["--coastline"])
+    return key
+
+
+def _radiometry_key(options: ScanOptions) -> list[Any]:
+    """``--radiometry`` as it enters the fingerprint (it changes the pixels the detectors see);
+    nothing for "auto", so that fingerprints of scans without it stay what they were."""
+    r = str(getattr(options, "radiometry", "auto")).strip().lower()
+    return [] if r == "auto" else [["--radiometry", r]]
 
 
 def _options_key(opts: Any) -> Any:
@@ -318,16 +342,17 @@ def quicklook_name(path: Path, fp: str, taken: set[str]) -> str:
 
 
 def write_quicklook(path: Path, features: list[dict[str, Any]], png: Path,
-                    acquired: datetime | None = None) -> str | None:
+                    acquired: datetime | None = None, radiometry: str = "auto") -> str | None:
     """Render one scene's quicklook; returns None, or the reason it could not be made.
 
-    ``acquired``: the scan's ``--acquired``, so that a scene that opened with it opens again here.
+    ``acquired`` / ``radiometry``: the scan's ``--acquired`` / ``--radiometry``, so that a scene
+    opens here as it did for the scan.
     """
     from pipelines.scene import open_scene
     from pipelines.scene.quicklook import render_quicklook
 
     try:
-        with open_scene(path, acquired=acquired) as scene:
+        with open_scene(path, acquired=acquired, radiometry=radiometry) as scene:
             render_quicklook(scene, [Alert.from_feature(f) for f in features], png)
     except OrbitwatchError as exc:
         log.warning("no quicklook for %s: %s", path, exc)
@@ -336,10 +361,11 @@ def write_quicklook(path: Path, features: list[dict[str, Any]], png: Path,
 
 
 def _with_quicklook(summary: dict[str, Any], path: Path, features: list[dict[str, Any]], png: Path,
-                   acquired: datetime | None, keep_existing: bool = False) -> dict[str, Any]:
+                   acquired: datetime | None, keep_existing: bool = False,
+                   radiometry: str = "auto") -> dict[str, Any]:
     """``summary`` plus its ``quicklook`` path (None, with the reason in its notes, when it could
     not be made). ``keep_existing``: a resumed scene's PNG from the earlier run is not redrawn."""
-    why = None if keep_existing and png.exists() else write_quicklook(path, features, png, acquired)
+    why = None if keep_existing and png.exists() else write_quicklook(path, features, png, acquired, radiometry)
     out = dict(summary, quicklook=None if why else str(png))
     if why:
         out["notes"] = [*out.get("notes", []), why]
@@ -370,7 +396,7 @@ def _run_batch(scenes: list[Path], out: Path, options: ScanOptions, resume: bool
             if not path.name.endswith(SIDECAR_SUFFIX):
                 check_scene_path(path, allow_dir=True)  # a dangling link or loop: say which, before stat() fails
             fp = scene_fingerprint(path, options)
-        except SceneError as exc:
+        except (SceneError, LandMaskError) as exc:  # LandMaskError: the mask file went away mid-batch
             fail = SceneFailure(str(path), type(exc).__name__, str(exc))
             report.failures.append(fail)
             if on_scene_done:
@@ -389,7 +415,7 @@ def _run_batch(scenes: list[Path], out: Path, options: ScanOptions, resume: bool
             if quicklook_dir is not None:
                 summary = _with_quicklook(summary, path, parts[fp]["features"],
                                           quicklook_dir / quicklook_name(path, fp, ql_names), options.acquired,
-                                          keep_existing=True)
+                                          keep_existing=True, radiometry=options.radiometry)
             report.results.append(summary)
             continue
         if resume and not retry_failed:
@@ -423,7 +449,8 @@ def _run_batch(scenes: list[Path], out: Path, options: ScanOptions, resume: bool
             clear_failure(pdir, fp)
             if quicklook_dir is not None:
                 summary = _with_quicklook(summary, path, doc["features"],
-                                          quicklook_dir / quicklook_name(path, fp, ql_names), options.acquired)
+                                          quicklook_dir / quicklook_name(path, fp, ql_names), options.acquired,
+                                          radiometry=options.radiometry)
             report.scenes_ok.append(str(path))
             report.results.append(summary)
             if on_scene_done:

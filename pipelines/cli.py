@@ -60,6 +60,9 @@ def scan(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="On resume, scan again the scenes that failed in an earlier run (by default they are reported from its record).")] = False,
     option: Annotated[Optional[list[str]], typer.Option("--option", "-O", help="A detector option, DETECTOR.KEY=VALUE (repeatable), e.g. sar-fused.learned.fine_threshold=none turns the fine pass off. `orbitwatch detectors` lists each detector's options.")] = None,
     acquired: Annotated[Optional[str], typer.Option("--acquired", help="Acquisition time (ISO 8601, UTC if no zone) for scenes that record none; never overrides a scene's own time (each alert's acquired_source says which was used).")] = None,
+    radiometry: Annotated[str, typer.Option("--radiometry", help="How SAR pixels encode backscatter: auto | intensity | amplitude | db | display (8-bit stretched). auto decides per scene from the metadata, the data type and the values; each scene's notes say what was used.")] = "auto",
+    land_mask: Annotated[Optional[Path], typer.Option("--land-mask", help="Land mask for SAR scenes: GeoJSON (Polygon/MultiPolygon, lon/lat) or a GeoTIFF (nonzero = land). Land pixels are not scanned and detections centred on land are dropped; replaces the packaged coastline.")] = None,
+    coastline: Annotated[bool, typer.Option("--coastline/--no-coastline", help="Without --land-mask: drop SAR detections more than 2 km inland per the packaged GLOBE 1 km coastline (never masks pixels). Off by default: GLOBE counts rivers and lakes as land (river ports would lose their ships), and a scene georeferenced by a copied sidecar may sit anywhere.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Scan scene bundles and write alerts (GeoJSON). Exit status 1 if any scene failed."""
@@ -76,9 +79,11 @@ def scan(
         resolve_device(device)
         options = ScanOptions(detectors=_split(detectors), device=device, tile_size=tile_size, overlap=overlap,
                               detector_options=parse_detector_options(option),
+                              radiometry=radiometry,
                               max_megapixels=max_megapixels if max_megapixels != 0 else None,
-                              scene_timeout_s=scene_timeout, acquired=parse_user_time(acquired))
-        options.validate()  # names and options, before any work
+                              scene_timeout_s=scene_timeout, acquired=parse_user_time(acquired),
+                              land_mask=str(land_mask) if land_mask is not None else None, coastline=coastline)
+        options.validate()  # names, options and the land mask, before any work
         if quicklook is not None:
             try:
                 quicklook.mkdir(parents=True, exist_ok=True)

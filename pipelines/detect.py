@@ -39,6 +39,7 @@ from detectors.fire.clusters import cluster_fire_pixels, firemap_to_pixels
 from pipelines.alerts.model import Alert, make_alert_id
 from pipelines.errors import OrbitwatchError, SceneError, SceneTimeoutError, SceneTooLargeError, ScanOptionError
 from pipelines.scene import Scene, Tile, iter_tiles, open_scene
+from pipelines.scene.landmask import LandPlan
 from pipelines.scene.tiling import dedupe_by_distance
 
 log = logging.getLogger(__name__)
@@ -98,9 +99,21 @@ class ScanOptions:
     #: Time budget per scene in seconds (None: none). Checked between tile batches and while
     #: waiting on a read, so a scene stops within one batch's compute of its budget.
     scene_timeout_s: float | None = None
+    #: How SAR pixels encode backscatter (``--radiometry``): "auto" (decided per scene from its
+    #: metadata, data type and values) or intensity / amplitude / db / display; see
+    #: :mod:`pipelines.scene.radiometry`. Each SAR scene's notes say what was used.
+    radiometry: str = "auto"
     #: Acquisition time for scenes that record none (``--acquired``; see
     #: :mod:`pipelines.scene.acquisition`): it never overrides a time a scene records.
     acquired: datetime | None = None
+    #: The user's land mask (``--land-mask``): a GeoJSON or raster file, read once per process
+    #: (:func:`pipelines.scene.landmask.load_land_mask`); SAR land pixels are not scanned and
+    #: detections centred on land are dropped. A path, so options stay small between tasks.
+    land_mask: str | None = None
+    #: Without a land mask: drop SAR detections deep inland per the packaged coastline
+    #: (``--coastline``; off by default: GLOBE counts rivers and lakes as land); see
+    #: :mod:`pipelines.scene.landmask`.
+    coastline: bool = False
 
     def detectors_for(self, kind: str) -> list[str]:
         if not self.detectors:
@@ -119,12 +132,22 @@ class ScanOptions:
         Raises UnknownDetectorError, or ScanOptionError naming the detector, its options and what
         its constructor said.
         """
+        from pipelines.scene.radiometry import CHOICES as RADIOMETRY_CHOICES
+
+        if not isinstance(self.radiometry, str) or self.radiometry.strip().lower() not in RADIOMETRY_CHOICES:
+            raise ScanOptionError(f"--radiometry must be one of {', '.join(RADIOMETRY_CHOICES)}, got {self.radiometry!r}")
         for flag, unit, v in (("--max-megapixels", "megapixels", self.max_megapixels),
                               ("--scene-timeout", "seconds", self.scene_timeout_s)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")):
                 raise ScanOptionError(f"{flag} must be a positive number of {unit}, got {v!r}")
         if self.acquired is not None and (not isinstance(self.acquired, datetime) or self.acquired.tzinfo is None):
             raise ScanOptionError(f"--acquired must be a timezone-aware datetime, got {self.acquired!r}")
+        if not isinstance(self.coastline, bool):
+            raise ScanOptionError(f"coastline must be true or false, got {self.coastline!r}")
+        if self.land_mask is not None:
+            from pipelines.scene.landmask import load_land_mask
+
+            load_land_mask(self.land_mask)  # LandMaskError naming the file, before any scene is read
         running = set()
         for kind in ("sar", "optical"):
             running.update(self.detectors_for(kind))
@@ -159,13 +182,15 @@ class SceneResult:
     #: Of the ``n_tiles`` full-frame tiles, how many a detector was spared: those over never-written
     #: TIFF blocks (not even read) and those whose every pixel read was no-data.
     tiles_skipped: int = 0
+    #: What the land mask / packaged coastline did (see LandPlan.summary); None: nothing ran.
+    land: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The scene's line in a batch report (CLI manifest parts and the flows alike)."""
         return {"path": self.path, "scene": self.scene, "kind": self.kind, "alerts": len(self.alerts),
                 "detectors": self.detectors, "tiles": self.n_tiles, "tiles_skipped": self.tiles_skipped,
                 "megapixels": round(self.megapixels, 3), "seconds": round(self.seconds, 3),
-                "notes": list(self.notes)}
+                "notes": list(self.notes), **({"land": dict(self.land)} if self.land is not None else {})}
 
 
 class Deadline:
@@ -392,14 +417,15 @@ def scan_scene(
     t0 = time.perf_counter()
     t_open = t0
     deadline = Deadline(options.scene_timeout_s, path, start=t0)
-    scene = open_scene(path, acquired=options.acquired)
+    scene = open_scene(path, acquired=options.acquired, radiometry=getattr(options, "radiometry", "auto"))
     try:
         check_pixel_budget(scene, options.max_megapixels)
         names = options.detectors_for(scene.kind)
         if not names:
             raise SceneError(f"no selected detector handles {scene.kind} scenes "
                              f"(selected: {', '.join(options.detectors or [])})", path)
-        notes: list[str] = []
+        notes: list[str] = [scene.radiometry.note] if scene.radiometry is not None else []
+        land = LandPlan.for_scene(scene, getattr(options, "land_mask", None), getattr(options, "coastline", False))
         names, dets = _load_detectors(names, options, notes)
         overlap = _overlap_for(dets, scene, options.overlap)
         size = _tile_size_for(overlap, options.tile_size, scene)
@@ -408,17 +434,24 @@ def scan_scene(
         work, plan_note = plan_tiles(scene, tiles, size, overlap)
         if plan_note:
             notes.append(plan_note)
+        for det in dets:  # a spacing the model was not trained for is processed, and said
+            note = getattr(det, "spacing_note", None)
+            said = note(scene.spacing_m) if callable(note) and scene.spacing_m else None
+            if said:
+                notes.append(said)
         tm.add("open", time.perf_counter() - t_open)
         deadline.check()
         progress = _Progress(on_tile, len(work))
         if scene.kind == "sar":
             batch = _batch_size_for(options.batch_size, dets)
-            detections = _scan_sar(scene, dets, work, progress, batch_size=batch, timer=tm, deadline=deadline)
+            detections = _scan_sar(land.reading(scene), dets, work, progress, batch_size=batch, timer=tm,
+                                   deadline=deadline)
         else:
             detections = _scan_optical(scene, dets, work, progress, notes, timer=tm, deadline=deadline)
         deadline.check(len(tiles), len(tiles))
         with tm.stage("post"):
-            alerts = detections_to_alerts(scene, detections)
+            alerts = land.filter(detections_to_alerts(scene, detections))
+            notes.extend(land.notes)
     except OrbitwatchError:
         raise
     except Exception as exc:  # a detector failing on this scene must not end the batch
@@ -433,12 +466,13 @@ def scan_scene(
     tm.add("total", seconds)
     skipped = len(tiles) - (len(work) - progress.empty)
     if progress.empty:
-        notes.append(f"{progress.empty} tile(s) read held only no-data (nodata value, mask or NaN): "
-                     "not handed to the detectors")
+        what = "no-data (nodata value, mask or NaN) or land" if land.scene_land is not None else \
+            "no-data (nodata value, mask or NaN)"
+        notes.append(f"{progress.empty} tile(s) read held only {what}: not handed to the detectors")
     return SceneResult(
         path=str(path), scene=scene.stem, kind=scene.kind, alerts=alerts, detectors=names,
         n_tiles=len(tiles), megapixels=scene.rows * scene.cols / 1e6,
-        seconds=seconds, notes=notes, tiles_skipped=max(0, skipped),
+        seconds=seconds, notes=notes, tiles_skipped=max(0, skipped), land=land.summary(),
     )
 
 

@@ -86,6 +86,11 @@ class SceneTooLargeError(SceneError):
     """A scene holds more pixels than the scan's pixel budget (``--max-megapixels``)."""
 
 
+class RadiometryError(SceneError, ValueError):
+    """A SAR scene's radiometric encoding (``--radiometry``: intensity, amplitude, dB, display) is
+    unknown, or its pixels cannot be in that encoding (negative amplitudes, dB outside -100..+60)."""
+
+
 class ProductError(SceneError):
     """A provider's product (Landsat folder, Sentinel-2 SAFE, STAC item) is incomplete or
     malformed: a band file or asset missing, a metadata file without a key it must have."""
@@ -122,3 +127,8 @@ class WebConfigError(GroundError, ValueError):
 
 class WebAccessError(GroundError, PermissionError):
     """A write action of the ground web console was refused (read-only, or a missing/wrong token)."""
+
+
+class LandMaskError(OrbitwatchError, ValueError):
+    """A land mask (``--land-mask``) cannot be used: missing, unreadable, not valid JSON, no polygons,
+    empty, a raster without a CRS; or the packaged coastline is not installed."""

@@ -262,17 +262,19 @@ def ghost_flags(db: np.ndarray, candidates: Sequence[tuple[float, float]], media
     else:
         found += [[] for _ in candidates[n:]]
     offs = [[p.offset_m for p in lst if _offset_evidence(p)] for lst in found]
+    # Offsets are measured in whole pixels: on a coarse grid (10 m) the tolerance is one pixel.
+    tol = max(OFFSET_TOL_M, float(spacing_m))
     votes = [o if len(o) <= MAX_VOTING_PARENTS else [] for o in offs]  # streaks vote for nothing
     # One collect has one ambiguity displacement (the first order; higher orders are far
     # fainter): keep the best-supported offset only, so two coincidences cannot add a second.
     best: tuple[int, float] | None = None
     for m in sorted({round(abs(o), 1) for lst in votes for o in lst}):
-        support = sum(any(abs(abs(o) - m) <= OFFSET_TOL_M for o in lst) for lst in votes)
+        support = sum(any(abs(abs(o) - m) <= tol for o in lst) for lst in votes)
         if support >= MIN_SUPPORT and (best is None or support > best[0]):
-            near = [abs(o) for lst in votes for o in lst if abs(abs(o) - m) <= OFFSET_TOL_M]
+            near = [abs(o) for lst in votes for o in lst if abs(abs(o) - m) <= tol]
             best = (support, float(np.median(near)))
     confirmed = [] if best is None else [best[1]]
-    flags = [any(abs(abs(o) - c) <= OFFSET_TOL_M for o in lst for c in confirmed) or any(map(_single_copy, ps))
+    flags = [any(abs(abs(o) - c) <= tol for o in lst for c in confirmed) or any(map(_single_copy, ps))
              for lst, ps in zip(offs, found)]
     if confirmed:
         log.debug("azimuth ambiguity offsets %s m: %d ghost(s)", [round(c, 1) for c in confirmed], sum(flags))

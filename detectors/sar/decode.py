@@ -45,6 +45,16 @@ BLOB_BELOW_PEAK_DB = 12.0
 GHOST_EVIDENCE_FLOOR = 0.1
 #: Box IoU above which :func:`decode_peaks` keeps only the stronger peak.
 NMS_IOU = 0.3
+#: Two overlapping peaks are one object only if the heatmap between them stays above this share
+#: of the weaker peak: one long hull raises a ridge, two moored neighbours (an anchorage, boats
+#: rafted together) a valley of sea between them. Axis-aligned boxes of hulls lying diagonally
+#: overlap even when the hulls do not, so box overlap alone merged neighbours. None: box NMS only.
+#: Off by default: with the shipped 1.4.0 weights it changed nothing on validation (generated seeds
+#: 930-969 with planted groups, SSDD val), because that network does not raise separate peaks on
+#: group members in the first place; the 1.5.0 candidate trained on groups does (group recall 0.38
+#: -> 0.88 on those seeds) but was not adopted (benchmarks/results/train_sar_1.5.0/). Pass
+#: ``valley_ratio=0.5`` to :func:`decode_peaks` to use it with such weights.
+VALLEY_RATIO: float | None = None
 #: Most peaks decoded per tile (strongest first).
 MAX_PEAKS = 200
 
@@ -54,15 +64,28 @@ Peak = tuple[float, float, float, float, float]
 TakenBlobs = list[tuple[set[tuple[int, int]], float]]
 
 
+def _valley_between(hm: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float:
+    """The lowest heatmap value on the straight line between heat cells ``a`` and ``b`` (nearest cells)."""
+    n = int(max(abs(a[0] - b[0]), abs(a[1] - b[1]))) + 1
+    if n <= 2:
+        return float(min(hm[a], hm[b]))
+    t = np.linspace(0.0, 1.0, n)
+    rr = np.rint(a[0] + t * (b[0] - a[0])).astype(int)
+    cc = np.rint(a[1] + t * (b[1] - a[1])).astype(int)
+    return float(hm[rr, cc].min())
+
+
 def decode_peaks(heat: torch.Tensor, reg: torch.Tensor, threshold: float,
-                 valid_w: np.ndarray | None = None) -> list[Peak]:
+                 valid_w: np.ndarray | None = None, valley_ratio: float | None = None) -> list[Peak]:
     """One image's heads -> [(score, row, col, h, w)] in working pixels, after box NMS.
 
     Peaks are 3x3 local maxima of the heatmap. Box NMS then keeps the stronger of two peaks
     whose boxes overlap (IoU > 0.3), or whose centre lies in the other's box while being at
     least a quarter of its size - the duplicate peaks a long hull can raise - but never lets a
-    large box swallow a small one (a lifeboat beside a ship).
+    large box swallow a small one (a lifeboat beside a ship), nor merges two peaks with a valley
+    between them on the heatmap (:data:`VALLEY_RATIO`: neighbours in a dense group).
     """
+    valley_ratio = VALLEY_RATIO if valley_ratio is None else (float(valley_ratio) or None)
     hm = heat[0]
     pooled = F.max_pool2d(hm[None, None], 3, 1, 1)[0, 0]
     keep = (hm == pooled) & (hm >= threshold)
@@ -75,6 +98,7 @@ def decode_peaks(heat: torch.Tensor, reg: torch.Tensor, threshold: float,
     r = reg[:, idx[:, 0], idx[:, 1]].float().cpu().numpy()
     idx_np, sc_np = idx.cpu().numpy(), scores.float().cpu().numpy()
     cand: list[Peak] = []
+    cells: list[tuple[int, int]] = []
     for k in range(idx_np.shape[0]):
         i, j = int(idx_np[k, 0]), int(idx_np[k, 1])
         row = (i + float(r[2, k])) * STRIDE + (STRIDE - 1) / 2
@@ -82,15 +106,16 @@ def decode_peaks(heat: torch.Tensor, reg: torch.Tensor, threshold: float,
         bh = float(np.exp(np.clip(r[0, k], -1.0, 7.0)))
         bw = float(np.exp(np.clip(r[1, k], -1.0, 7.0)))
         cand.append((float(sc_np[k]), row, col, bh, bw))
+        cells.append((i, j))
     if valid_w is not None:
         vh, vw = valid_w.shape
         vnp = valid_w
         keep_c = []
-        for c in cand:
+        for c, cell in zip(cand, cells):
             ri, ci = int(round(min(max(c[1], 0), vh - 1))), int(round(min(max(c[2], 0), vw - 1)))
             if bool(vnp[ri, ci]):
-                keep_c.append(c)
-        cand = keep_c
+                keep_c.append((c, cell))
+        cand, cells = [c for c, _ in keep_c], [e for _, e in keep_c]
     if not cand:
         return []
     # Greedy NMS in score order, the pairwise box tests computed at once (float64): with
@@ -108,10 +133,17 @@ def decode_peaks(heat: torch.Tensor, reg: torch.Tensor, threshold: float,
     inside = ((np.abs(r[:, None] - r[None, :]) <= h[None, :] / 2) & (np.abs(c_[:, None] - c_[None, :]) <= w[None, :] / 2)
               & (area[:, None] >= 0.25 * area[None, :]))
     dup_of = (iou > NMS_IOU) | inside  # [i, j]: candidate i is a duplicate of kept j
+    hm_np = hm.float().cpu().numpy() if valley_ratio is not None and bool(dup_of.any()) else None
     kept: list[int] = []
     for i in range(len(cand)):
-        if not kept or not dup_of[i, kept].any():
-            kept.append(i)
+        if kept and dup_of[i, kept].any():
+            if hm_np is None:
+                continue
+            # A duplicate only of kept peaks joined to it by a ridge, not across a valley.
+            if any(_valley_between(hm_np, cells[i], cells[j]) >= valley_ratio * cand[i][0]
+                   for j in kept if dup_of[i, j]):
+                continue
+        kept.append(i)
     return [cand[i] for i in kept]
 
 

@@ -63,7 +63,7 @@ def fine_grid(x: torch.Tensor, spacing: tuple[float, float], valid: torch.Tensor
     Resampled to :data:`FINE_SPACING_M` but handed to the network as if it were the working grid,
     so a small boat appears twice its working-grid size."""
     k = FINE_SPACING_M / WORKING_SPACING_M
-    return normalise(*to_working_grid(x, (spacing[0] / k, spacing[1] / k), valid))
+    return normalise(*to_working_grid(x, (spacing[0] / k, spacing[1] / k), valid, target_m=WORKING_SPACING_M))
 
 
 def fine_window_scores(heads: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],

@@ -122,6 +122,10 @@ class FusedSarDetector:
         """The larger of the two detectors' overlaps (the CFAR's, in practice)."""
         return max(int(self.learned.required_overlap_px(spacing_m)), int(self.cfar.required_overlap_px(spacing_m)))
 
+    def spacing_note(self, spacing_m: tuple[float, float]) -> str | None:
+        """The learned detector's note on a spacing outside its training (see there)."""
+        return self.learned.spacing_note(spacing_m)
+
     def detect_batch(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
                      valid: torch.Tensor | None = None) -> list[list[Detection]]:
         """(B, H, W) tiles -> detections per tile."""

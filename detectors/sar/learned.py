@@ -1,4 +1,4 @@
-"""Learned SAR vessel/lifeboat detector: a small CenterNet on a 1 m working grid.
+"""Learned SAR vessel/lifeboat detector: a small CenterNet on a working grid of max(1 m, input spacing).
 
 Registered as ``sar-learned`` (torch) and ``sar-learned-onnx`` (the same network exported to
 ONNX and run by onnxruntime with TensorRT, CUDA, CPU providers). Both share every step but
@@ -13,7 +13,7 @@ target, a hull is a compact elongated blob) and rejects them.
 
 This module holds the detectors, which compose the steps; each step lives with its code:
 
-* :mod:`detectors.sar.network` - the 1 m working grid, the normalisation, the CenterNet
+* :mod:`detectors.sar.network` - the working grid (1 m, or a coarser input's own spacing), the normalisation, the CenterNet
   (:class:`~detectors.sar.network.SarCenterNet`) and its verified weights, with their training
   history (what training and inference must share);
 * :mod:`detectors.sar.decode` - heatmap peaks, box NMS, centre refinement and the blob shape;
@@ -22,10 +22,12 @@ This module holds the detectors, which compose the steps; each step lives with i
 
 Pipeline (``detect``):
 
-1. **Working grid, 1 m** (:func:`~detectors.sar.network.to_working_grid`).
+1. **Working grid**, 1 m or a coarser input's own spacing (:func:`~detectors.sar.network.to_working_grid`);
+   a spacing outside the weights' ``trained_spacing_m`` is said in the scene's notes (:meth:`spacing_note`).
 2. **Normalisation** (:func:`~detectors.sar.network.normalise`).
 3. **Network** (:class:`~detectors.sar.network.SarCenterNet`), also on the coarser grids of
-   :data:`PYRAMID` for ships larger than the training crops.
+   :data:`PYRAMID` for ships larger than the training crops (grids up to
+   :data:`PYRAMID_MAX_SPACING_M`: none from a 3 m input on, where a 300 m ship is 100 px).
 4. **Decoding** and **centre refinement** (:mod:`detectors.sar.decode`); the **fine
    confirmation pass** (:mod:`detectors.sar.fine_pass`) for sub-threshold small candidates.
 5. **Azimuth ghosts** (:mod:`detectors.sar.ambiguity`, default on, chosen on the validation
@@ -45,6 +47,7 @@ Weights: see :mod:`detectors.sar.network` (version, training commands, sha256 ch
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -65,7 +68,7 @@ from detectors.sar.fine_pass import (FINE_CANDIDATE_FLOOR, FINE_MAX_INPUT_SPACIN
 from detectors.sar.network import (CLASSES, MODEL_NAME, MODEL_VERSION, NORMALISATION, ONNX_FILE, ONNX_INPUT,
                                    ONNX_OUTPUTS, PT_FILE, STRIDE, WEIGHTS_DIR, WORKING_SPACING_M, SarCenterNet,
                                    SarCenterNetExport, export_onnx, load_checkpoint, normalise, pad_to_multiple,
-                                   sha256_file, to_working_grid, verify_weights)
+                                   sha256_file, to_working_grid, verify_weights, working_spacing)
 from detectors.types import LIFEBOAT_MAX_LENGTH_M, Detection
 
 log = logging.getLogger(__name__)
@@ -95,11 +98,20 @@ PYRAMID = (2, 4)
 #: A coarse-grid detection is added only when its box is at least this long (metres) and no
 #: finer detection lies on it: small boats belong to the 1 m grid.
 PYRAMID_MIN_LENGTH_M = 60.0
+#: The pyramid's grids are no coarser than this (metres per pixel): the shipped 1 m grid's
+#: coarsest level. On a coarser working grid (a 3-10 m input) the largest ship already fits
+#: the network's view in a few tens of pixels, so fewer (or no) levels are searched.
+PYRAMID_MAX_SPACING_M = 4.0
+#: Input spacings (metres) the shipped weights were trained and validated for; a scene outside
+#: them is still processed, and :meth:`_SarLearnedBase.spacing_note` says so in its notes. Weights
+#: without a ``trained_spacing_m`` record get the generated training range of 1.4.0 and before.
+TRAINED_SPACING_M = (0.35, 1.0)
 #: Bump when decoding/post-processing changes detections for the same weights (2: azimuth ghosts
 #: and the coarse-grid pyramid; 3: ghost evidence below the threshold, lone ship-sized ghosts;
 #: 4: the fine confirmation pass for small boats; 5: candidates in bright streaks do not vote for a
-#: ghost offset, ambiguity.MAX_VOTING_PARENTS). A non-default fine pass shows in :attr:`version`.
-POSTPROCESS_REVISION = 5
+#: ghost offset, ambiguity.MAX_VOTING_PARENTS; 6: the working grid follows a coarse input, metre rules
+#: on its spacing). A non-default fine pass shows in :attr:`version`.
+POSTPROCESS_REVISION = 6
 _MIN_SPACING_M, _MAX_SPACING_M = 0.05, 20.0
 _MIN_SIDE = 8
 
@@ -116,6 +128,8 @@ class NetworkPass:
     fine_tile: Callable[[], torch.Tensor]  #: (B, 2, H', W') normalised fine grid, made on first call
     shape: tuple[int, int]  #: input tile (rows, cols)
     spacing: tuple[float, float]  #: input pixel spacing (m)
+    working_m: float = WORKING_SPACING_M  #: the working grid's spacing (m, :func:`~detectors.sar.network.working_spacing`)
+    coarse: bool = False  #: the coarse weights made it (see :meth:`_SarLearnedBase.uses_coarse`)
     fine_cache: list[dict[tuple[float, float], float]] = field(default_factory=list)  #: window scores
 
 
@@ -199,6 +213,38 @@ class _SarLearnedBase:
         # The flows' caches key on `version`: ghost rejection, the pyramid and the fine pass
         # change detections for the same weights.
         self._base_version = f"{meta.get('version', MODEL_VERSION)}+post{POSTPROCESS_REVISION}"
+        try:
+            lo, hi = (float(v) for v in json.loads(meta["trained_spacing_m"])) if isinstance(
+                meta.get("trained_spacing_m"), str) else (float(v) for v in meta["trained_spacing_m"])
+        except (KeyError, TypeError, ValueError):
+            lo, hi = TRAINED_SPACING_M
+        #: Input spacings (m) the weights were trained for (see :meth:`spacing_note`).
+        self.trained_spacing = (lo, hi)
+
+    #: The second weights for coarse working grids, when loaded (see :meth:`uses_coarse`).
+    coarse_meta: Mapping[str, Any] | None = None
+    #: Their validated threshold (None: :attr:`score_threshold` serves both).
+    coarse_threshold: float | None = None
+
+    def _set_coarse(self, meta: Mapping[str, Any] | None, score_threshold: float | None) -> None:
+        """Record the coarse weights' metadata; a user's ``score_threshold`` applies to both."""
+        self.coarse_meta = None if meta is None else dict(meta)
+        if meta is not None:
+            self.coarse_threshold = None if score_threshold is not None else float(
+                meta.get("score_threshold", self.score_threshold))
+            self._base_version = (f"{self.metadata.get('version', MODEL_VERSION)}+coarse{meta.get('version', '?')}"
+                                  f"+post{POSTPROCESS_REVISION}")
+            try:
+                hi = json.loads(meta["trained_spacing_m"]) if isinstance(meta.get("trained_spacing_m"), str) \
+                    else meta["trained_spacing_m"]
+                self.trained_spacing = (self.trained_spacing[0], max(self.trained_spacing[1], float(hi[1])))
+            except (KeyError, TypeError, ValueError, IndexError):
+                pass
+
+    def uses_coarse(self, spacing: tuple[float, float]) -> bool:
+        """Whether tiles of this spacing go to the coarse weights: loaded, and the working grid
+        coarser than 1 m (finer inputs keep the weights validated at 0.35-1 m)."""
+        return self.coarse_meta is not None and working_spacing(spacing) > WORKING_SPACING_M + 1e-9
 
     @property
     def version(self) -> str:
@@ -228,6 +274,22 @@ class _SarLearnedBase:
                 raise DetectorInputError(f"fine_threshold must be in (0, 1) or None, got {fine_threshold!r}")
             fine_threshold = ft
         self.fine_threshold = fine_threshold
+
+    def pyramid_for(self, spacing: tuple[float, float]) -> tuple[int, ...]:
+        """The pyramid factors searched for tiles of this input spacing: those whose grid is no
+        coarser than :data:`PYRAMID_MAX_SPACING_M` (all of :attr:`pyramid` at 1 m, none from 3 m)."""
+        ws = working_spacing(spacing)
+        return tuple(f for f in self.pyramid if ws * f <= PYRAMID_MAX_SPACING_M + 1e-9)
+
+    def spacing_note(self, spacing: tuple[float, float]) -> str | None:
+        """A sentence for the scene's notes when its pixel spacing lies outside what the weights
+        were trained for (their ``trained_spacing_m`` metadata, else :data:`TRAINED_SPACING_M`)."""
+        lo, hi = self.trained_spacing
+        fine, coarse = min(spacing), max(spacing)
+        if fine < lo - 1e-9 or coarse > hi + 1e-9:
+            return (f"{self.name}: pixel spacing {fine:g}-{coarse:g} m lies outside the {lo:g}-{hi:g} m the "
+                    f"model {self.version} was trained for; its detections there are not validated")
+        return None
 
     def fine_enabled(self, spacing: tuple[float, float]) -> bool:
         """Whether the fine confirmation pass runs for tiles of this pixel spacing."""
@@ -319,10 +381,12 @@ class _SarLearnedBase:
     def _postprocess(self, heat: torch.Tensor, reg: torch.Tensor, power: torch.Tensor, vw: torch.Tensor,
                      shape: tuple[int, int], spacing: tuple[float, float],
                      coarse: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = (),
-                     fine: FineScores | None = None) -> list[Detection]:
+                     fine: FineScores | None = None, working_m: float = WORKING_SPACING_M) -> list[Detection]:
         """One tile's heads -> its detections: decoding, the coarse grids, the fine pass, centre
-        refinement and shape, the ghost test (the steps of the module docstring, in that order)."""
+        refinement and shape, the ghost test (the steps of the module docstring, in that order).
+        ``working_m``: metres per working pixel (every length below is converted with it)."""
         hw, ww = power.shape
+        ws = float(working_m)
         # Reported peaks first (their processing is independent of the evidence peaks), then the
         # sub-threshold evidence peaks for the ghost test (GHOST_EVIDENCE_FLOOR).
         floors = (([GHOST_EVIDENCE_FLOOR] if self.reject_ambiguities else [])
@@ -335,10 +399,10 @@ class _SarLearnedBase:
         for f, h_c, r_c, v_c in coarse:  # large ships seen on coarser grids (PYRAMID)
             for score, row, col, bh, bw in self._decode(h_c, r_c, v_c):
                 row, col, bh, bw = (row + 0.5) * f - 0.5, (col + 0.5) * f - 0.5, bh * f, bw * f
-                length = max(bh, bw) * WORKING_SPACING_M
+                length = max(bh, bw) * ws
                 if length < PYRAMID_MIN_LENGTH_M:
                     continue
-                if any(math.hypot(row - p[1], col - p[2]) * WORKING_SPACING_M <= max(10.0, length / 2) for p in peaks):
+                if any(math.hypot(row - p[1], col - p[2]) * ws <= max(10.0, length / 2) for p in peaks):
                     continue
                 peaks.append((score, row, col, bh, bw))
         if fine is not None and self.fine_threshold is not None:  # (given by finish only when on)
@@ -366,8 +430,8 @@ class _SarLearnedBase:
             if geometry is None:  # a second peak on a blob already reported
                 continue
             row, col, length_px, width_px, heading = geometry
-            length_m = float(length_px * WORKING_SPACING_M)
-            width_m = float(min(width_px, length_px) * WORKING_SPACING_M)
+            length_m = float(length_px * ws)
+            width_m = float(min(width_px, length_px) * ws)
             kind = "lifeboat" if length_m <= LIFEBOAT_MAX_LENGTH_M else "vessel"
             ri, ci = int(min(max(round(row), 0), hw - 1)), int(min(max(round(col), 0), ww - 1))
             work_rc.append((row, col))
@@ -383,7 +447,7 @@ class _SarLearnedBase:
             ))
         if self.reject_ambiguities and len(out) >= 2:
             n_report = sum(d.score >= self.score_threshold for d in out)  # a prefix: reported first
-            flags, offsets = ghost_flags(db_all, work_rc, median_db, WORKING_SPACING_M, work_half,
+            flags, offsets = ghost_flags(db_all, work_rc, median_db, ws, work_half,
                                          pw_np, n_report)
             if any(flags):
                 log.debug("%s: %d azimuth ghost(s) dropped (offsets %s m)", self.name, sum(flags), offsets)
@@ -400,10 +464,22 @@ class _SarLearnedBase:
         spacing = self._check(sigma0, spacing_m, valid, batched=True)
         x, v = self._clean(sigma0, valid)  # once: the fine grid below is made from it too
         feats, power, vw = self._prepare_clean(x, v, spacing)
+        coarse = self.uses_coarse(spacing)
+        self._coarse_now = coarse  # read by _heads: which weights
+        try:
+            return self._network_pass(x, v, feats, power, vw, sigma0, spacing, coarse)
+        finally:
+            self._coarse_now = False
+
+    def _network_pass(self, x: torch.Tensor, v: torch.Tensor | None, feats: torch.Tensor, power: torch.Tensor,
+                      vw: torch.Tensor, sigma0: torch.Tensor, spacing: tuple[float, float], coarse: bool
+                      ) -> NetworkPass:
+        """:meth:`network_pass` once the tile is on the working grid and the weights are chosen."""
         heat, reg = self.heads(feats)
+        ws = working_spacing(spacing)
         levels = []
-        for f in self.pyramid:  # the same network on area-averaged f x f coarser grids
-            p_c, v_c = to_working_grid(power, (WORKING_SPACING_M / f, WORKING_SPACING_M / f), vw)
+        for f in self.pyramid_for(spacing):  # the same network on area-averaged f x f coarser grids
+            p_c, v_c = to_working_grid(power, (ws, ws), vw, target_m=ws * f)
             if min(p_c.shape[-2:]) < _MIN_SIDE:
                 continue
             h_c, r_c = self.heads(pad_to_multiple(normalise(p_c, v_c)))
@@ -416,10 +492,20 @@ class _SarLearnedBase:
             return made[0]
 
         return NetworkPass(heat, reg, power, vw, levels, fine_tile, (int(sigma0.shape[1]), int(sigma0.shape[2])),
-                           spacing, [{} for _ in range(sigma0.shape[0])])
+                           spacing, fine_cache=[{} for _ in range(sigma0.shape[0])], working_m=ws, coarse=coarse)
 
     def finish(self, npass: NetworkPass) -> list[list[Detection]]:
-        """Detections from a :meth:`network_pass` at the detector's current threshold and options."""
+        """Detections from a :meth:`network_pass` at the detector's current threshold and options
+        (the coarse weights' own threshold for a pass they made)."""
+        if npass.coarse and self.coarse_threshold is not None:
+            kept, self.score_threshold = self.score_threshold, self.coarse_threshold
+            try:
+                return self._finish(npass)
+            finally:
+                self.score_threshold = kept
+        return self._finish(npass)
+
+    def _finish(self, npass: NetworkPass) -> list[list[Detection]]:
         fine_on = self.fine_enabled(npass.spacing)
 
         def fine_scores(i: int, centres: list[tuple[float, float]]) -> list[float]:
@@ -431,7 +517,7 @@ class _SarLearnedBase:
 
         return [self._postprocess(npass.heat[i], npass.reg[i], npass.power[i], npass.valid[i], npass.shape,
                                   npass.spacing, [(f, h_c[i], r_c[i], v_c[i]) for f, h_c, r_c, v_c in npass.levels],
-                                  functools.partial(fine_scores, i) if fine_on else None)
+                                  functools.partial(fine_scores, i) if fine_on else None, npass.working_m)
                 for i in range(npass.heat.shape[0])]
 
     @torch.no_grad()
@@ -449,6 +535,14 @@ class _SarLearnedBase:
                                  valid=None if valid is None else valid[None])[0]
 
 
+def _coarse_path(coarse_weights: str | Path | None, weights: str | Path | None, shipped: Path) -> Path | None:
+    """The coarse weights to load: the one named, the shipped one beside the shipped main weights,
+    or none ("none", or a user's own main weights without a coarse file named)."""
+    if coarse_weights is not None:
+        return None if str(coarse_weights).lower() == "none" else Path(coarse_weights)
+    return shipped if weights is None and shipped.is_file() else None
+
+
 @register("sar-learned", "sar")
 class LearnedSarDetector(_SarLearnedBase):
     """The CenterNet run by torch on ``device`` (CPU or CUDA)."""
@@ -458,8 +552,12 @@ class LearnedSarDetector(_SarLearnedBase):
     def __init__(self, device: torch.device | str | None = None, weights: str | Path | None = None,
                  score_threshold: float | None = None, sha256: str | None = None, refine_centres: bool = True,
                  reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID,
-                 fine_threshold: float | None = FINE_THRESHOLD, **kw: Any) -> None:
+                 fine_threshold: float | None = FINE_THRESHOLD, coarse_weights: str | Path | None = None,
+                 **kw: Any) -> None:
         """``weights``: a ``.pt`` checkpoint (default: the shipped one), verified by sha256;
+        ``coarse_weights``: a second checkpoint for inputs coarser than 1 m (default: the shipped
+        ``sar_centernet_coarse.pt`` when there is one and ``weights`` is the default; ``"none"``: one
+        checkpoint for every spacing);
         ``score_threshold``: override the validated threshold stored with the weights;
         ``refine_centres``: blob-centroid centres and same-blob merging (default on);
         ``reject_ambiguities``: drop azimuth ghosts (:mod:`detectors.sar.ambiguity`, default on);
@@ -478,8 +576,19 @@ class LearnedSarDetector(_SarLearnedBase):
 
         self.integrity = WeightGuard(self.net, name=self.name,
                                      reload=lambda: SarCenterNetExport(load_checkpoint(weights, sha256)[0]))
+        self.coarse_net: SarCenterNetExport | None = None
+        cpath = _coarse_path(coarse_weights, weights, network.COARSE_PT_FILE)
+        if cpath is not None:
+            cnet, cmeta = load_checkpoint(cpath)
+            self.coarse_net = SarCenterNetExport(cnet).to(self.device).eval()
+            self.coarse_integrity = WeightGuard(self.coarse_net, name=self.name + "-coarse",
+                                                reload=lambda: SarCenterNetExport(load_checkpoint(cpath)[0]))
+            self._set_coarse(cmeta, score_threshold)
 
     def _heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if getattr(self, "_coarse_now", False) and self.coarse_net is not None:
+            self.coarse_integrity.tick()
+            return self.coarse_net(feats)
         self.integrity.tick()  # radiation hardening hook
         return self.net(feats)
 
@@ -493,10 +602,11 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
     def __init__(self, device: torch.device | str | None = None, weights: str | Path | None = None,
                  score_threshold: float | None = None, sha256: str | None = None, refine_centres: bool = True,
                  reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID,
-                 fine_threshold: float | None = FINE_THRESHOLD, **kw: Any) -> None:
+                 fine_threshold: float | None = FINE_THRESHOLD, coarse_weights: str | Path | None = None,
+                 **kw: Any) -> None:
         """``weights``: an ``.onnx`` file (default: the shipped one), verified by sha256; its
         metadata carries the threshold and version. ``refine_centres``, ``reject_ambiguities``,
-        ``pyramid``, ``fine_threshold``: as for ``sar-learned``."""
+        ``pyramid``, ``fine_threshold``, ``coarse_weights`` (an ``.onnx`` here): as for ``sar-learned``."""
         from detectors.onnx_runtime import make_session, onnx_metadata
 
         if kw:
@@ -508,8 +618,16 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
         self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold)
         self.session = make_session(path, self.device)
         self.providers = list(self.session.get_providers())
+        self.coarse_session = None
+        cpath = _coarse_path(coarse_weights, weights, network.COARSE_ONNX_FILE)
+        if cpath is not None:
+            cpath = verify_weights(cpath)
+            self.coarse_session = make_session(cpath, self.device)
+            self._set_coarse(onnx_metadata(cpath), score_threshold)
 
     def _heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = feats.detach().to("cpu", torch.float32).contiguous().numpy()
-        heat, reg = self.session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: x})
+        session = (self.coarse_session if getattr(self, "_coarse_now", False) and self.coarse_session is not None
+                   else self.session)
+        heat, reg = session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: x})
         return torch.from_numpy(heat).to(self.device), torch.from_numpy(reg).to(self.device)

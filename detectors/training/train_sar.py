@@ -23,6 +23,13 @@ Fine-tuning options: ``--group-focus P`` centres object crops on lifeboats of a 
 misses, false peaks: :func:`hard_examples`) and centres a fraction P of the generated crops on
 them. Neither helped the shipped weights on validation (``benchmarks/results/train_sar_gpu_1.4.0``,
 ``benchmarks/experiments/results/train_sar_cpu_1.5.0``); they stay for the next GPU run to try at scale.
+Any spacing (issue 19): ``--coarse-fraction F`` draws that share of the generated scenes at 1-10 m
+(worked on at their own spacing, as the detector does), ``--group-scenes P`` plants 1-2 dense groups
+(liferafts, an anchorage, a convoy) in that share, ``--ssdd-zooms 1,0.5`` also shows every SSDD
+chip area-averaged to half size, and ``--val-spacings 0.5,3,10`` cycles the threshold's generated
+validation scenes through those spacings; objects shorter than 2 working px are left out of the
+loss (neither ship nor sea). The one candidate trained so (1.5.0, 1,800 CPU iterations) was not
+adopted: ``benchmarks/results/train_sar_1.5.0/CHOICE_RULE.txt``.
 Heatmap targets: elliptical Gaussians with sigma = ``--gauss-alpha`` (0.54, TTFNet) x box side / 6.
 Loss: CenterNet focal loss on the heatmap + L1 on log box size and centre offset. Adam with a
 cosine schedule, a fixed number of iterations (deterministic); ``torch.set_num_threads``
@@ -45,6 +52,7 @@ from __future__ import annotations
 import argparse
 import collections
 import copy
+import functools
 import datetime as dt
 import json
 import logging
@@ -94,6 +102,8 @@ def crop_sample(s: Sample, rng: np.random.Generator, centre: tuple[float, float]
     if re_ > rs and ce > cs:
         out[:, rs - r0:re_ - r0, cs - c0:ce - c0] = s.feats[:, rs:re_, cs:ce]
     b = s.boxes.copy()
+    if len(s.ignore):  # too small to teach: carried as boxes of side -1 (targets() skips their cells)
+        b = np.concatenate([b, np.concatenate([s.ignore, -np.ones((len(s.ignore), 2), np.float32)], axis=1)])
     if len(b):
         b[:, 0] -= r0
         b[:, 1] -= c0
@@ -134,7 +144,7 @@ def brighten(x: np.ndarray, b: np.ndarray, rng: np.random.Generator, max_side: f
     x = x.copy()
     n = x.shape[-1]
     for row, col, h, w in b:
-        if max(h, w) > max_side:
+        if max(h, w) > max_side or h < 0:
             continue
         r0, r1 = int(max(0, math.floor(row - h / 2))), int(min(n, math.ceil(row + h / 2) + 1))
         c0, c1 = int(max(0, math.floor(col - w / 2))), int(min(n, math.ceil(col + w / 2) + 1))
@@ -148,15 +158,22 @@ def brighten(x: np.ndarray, b: np.ndarray, rng: np.random.Generator, max_side: f
 
 
 def targets(b: np.ndarray, crop: int = CROP, alpha: float = GAUSS_ALPHA) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Heatmap (1, n, n), regression (4, n, n) and its mask (1, n, n) at the output stride."""
+    """Heatmap (1, n, n), regression (4, n, n) and its mask (1, n, n) at the output stride.
+
+    Boxes of side -1 are objects too small to teach (``Sample.ignore``): their 3x3 cells get a
+    heatmap target of -1, which :func:`focal_loss` leaves out of the loss."""
     n = crop // STRIDE
     heat = np.zeros((1, n, n), np.float32)
     reg = np.zeros((4, n, n), np.float32)
     mask = np.zeros((1, n, n), np.float32)
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    skip = []
     for row, col, h, w in b:
         cr, cc = (row - (STRIDE - 1) / 2) / STRIDE, (col - (STRIDE - 1) / 2) / STRIDE
         i, j = int(math.floor(cr)), int(math.floor(cc))
+        if h < 0:
+            skip.append((i, j))
+            continue
         if not (0 <= i < n and 0 <= j < n):
             continue
         # Elliptical Gaussian sized by the box (TTFNet-style), at least ~1 cell wide.
@@ -166,6 +183,9 @@ def targets(b: np.ndarray, crop: int = CROP, alpha: float = GAUSS_ALPHA) -> tupl
         heat[0, i, j] = 1.0
         reg[:, i, j] = (math.log(max(h, 1.0)), math.log(max(w, 1.0)), cr - i, cc - j)
         mask[0, i, j] = 1.0
+    for i, j in skip:
+        win = heat[0, max(0, i - 1):max(0, i + 2), max(0, j - 1):max(0, j + 2)]
+        win[win < 1.0] = -1.0
     return heat, reg, mask
 
 
@@ -173,7 +193,8 @@ def focal_loss(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """CenterNet's penalty-reduced focal loss (alpha 2, beta 4), normalised by the positives."""
     p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
     pos = gt.eq(1).float()
-    neg = 1.0 - pos
+    neg = (gt >= 0).float() - pos  # gt -1: ignored cells (targets())
+    gt = gt.clamp_min(0.0)
     pos_l = torch.log(p) * (1 - p) ** 2 * pos
     neg_l = torch.log(1 - p) * p ** 2 * (1 - gt) ** 4 * neg
     npos = pos.sum().clamp_min(1.0)
@@ -334,12 +355,14 @@ class BatchStream:
         self._pool.join()
 
 
-def _generate(seeds: list[int], workers: int) -> list[Sample]:
+def _generate(seeds: list[int], workers: int, coarse_fraction: float = 0.0, group_fraction: float = 0.0
+              ) -> list[Sample]:
     """Generated training scenes, in seed order (in a fork pool when ``workers`` > 0)."""
+    make = functools.partial(synth_sample, coarse_fraction=coarse_fraction, group_fraction=group_fraction)
     if workers <= 0:
-        return [synth_sample(s) for s in seeds]
+        return [make(s) for s in seeds]
     with _fork_pool(workers) as pool:
-        return pool.map(synth_sample, seeds, chunksize=1)
+        return pool.map(make, seeds, chunksize=1)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -348,7 +371,8 @@ THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.10, 0.9001, 0.025), 3)
 
 
 def sweep_counts(det: LearnedSarDetector, sigma0: np.ndarray, spacing: float, valid: np.ndarray | None,
-                 truth_rc: list[tuple[float, float]], gates: list, thresholds: Sequence[float] = THRESHOLDS
+                 truth_rc: list[tuple[float, float]], gates: list, thresholds: Sequence[float] = THRESHOLDS,
+                 ignore_rc: Sequence[tuple[float, float]] = (), ignore_gate: float = 1.5
                  ) -> dict[float, tuple[int, int, int]]:
     """(true positives, detections, truths) of one image at each threshold.
 
@@ -363,16 +387,22 @@ def sweep_counts(det: LearnedSarDetector, sigma0: np.ndarray, spacing: float, va
         for thr in thresholds:
             det.score_threshold = float(thr)
             dets = det.finish(npass)[0]
+            if ignore_rc:  # objects not required at this spacing: a detection on one is not counted
+                hit = match([(d.row, d.col) for d in dets], list(ignore_rc), [ignore_gate] * len(ignore_rc))
+                tp_ = {i for i, _ in match([(d.row, d.col) for d in dets], truth_rc, gates)}
+                drop = {i for i, _ in hit} - tp_
+                dets = [d for i, d in enumerate(dets) if i not in drop]
             out[float(thr)] = (len(match([(d.row, d.col) for d in dets], truth_rc, gates)), len(dets), len(truth_rc))
     finally:
         det.score_threshold = old
     return out
 
 
-def choose_threshold(det: LearnedSarDetector, root: Path, ssdd_val: list[tuple[str, list]], n_val_scenes: int
-                     ) -> tuple[float, dict[str, Any]]:
+def choose_threshold(det: LearnedSarDetector, root: Path, ssdd_val: list[tuple[str, list]], n_val_scenes: int,
+                     val_spacings: Sequence[float] = (0.5,)) -> tuple[float, dict[str, Any]]:
     """Threshold maximising mean(F1 generated-val, F1 SSDD-val), each threshold's detections made
-    by the detector's full post-processing (:func:`sweep_counts`)."""
+    by the detector's full post-processing (:func:`sweep_counts`). Validation seed k is generated at
+    ``val_spacings[k % len]`` (1024 px); objects shorter than 2 px there are not required."""
     from detectors.synth.sar import make_sar_scene
 
     synth = {t: [0, 0, 0] for t in THRESHOLDS}
@@ -382,11 +412,15 @@ def choose_threshold(det: LearnedSarDetector, root: Path, ssdd_val: list[tuple[s
         for t, c in counts.items():
             acc[t] = [a + b for a, b in zip(acc[t], c)]
 
-    for seed in list(SYNTH_VAL_SEEDS)[:n_val_scenes]:
-        sc = make_sar_scene(seed, 1024, 1024, 0.5)
-        ships = [t for t in sc.truth if t["kind"] in ("vessel", "lifeboat")]
-        add(synth, sweep_counts(det, sc.sigma0_from_dn(), 0.5, sc.dn > 0, [(t["row"], t["col"]) for t in ships],
-                                [max(10.0, 0.5 * t["length_m"]) / 0.5 for t in ships]))
+    for k, seed in enumerate(list(SYNTH_VAL_SEEDS)[:n_val_scenes]):
+        sp = float(val_spacings[k % len(val_spacings)])
+        sc = make_sar_scene(seed, 1024, 1024, sp, n_groups=1 if len(val_spacings) > 1 else 0)
+        ships = [t for t in sc.truth if t["kind"] in ("vessel", "lifeboat") and t["length_m"] / sp >= 2.0]
+        small = [(t["row"], t["col"]) for t in sc.truth if t["kind"] in ("vessel", "lifeboat")
+                 and t["length_m"] / sp < 2.0]
+        add(synth, sweep_counts(det, sc.sigma0_from_dn(), sp, sc.dn > 0, [(t["row"], t["col"]) for t in ships],
+                                [max(10.0, 0.5 * t["length_m"], 1.5 * sp) / sp for t in ships],
+                                ignore_rc=small, ignore_gate=max(10.0, 1.5 * sp) / sp))
     for name, boxes in ssdd_val:
         add(ssdd, sweep_counts(det, ssdd_sigma0(root / "images" / name), 1.0, None, [(b[0], b[1]) for b in boxes],
                                [(b[2] / 2 + 2.0, b[3] / 2 + 2.0) for b in boxes]))
@@ -431,6 +465,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hard-focus", type=float, default=0.0,
                     help="probability that a generated crop is centred on a hard example of the --init network "
                          "(an object it misses or a false peak on the training scenes; hard_examples)")
+    ap.add_argument("--coarse-fraction", type=float, default=0.0,
+                    help="share of the generated training scenes drawn at 1-10 m instead of 0.35-1 m "
+                         "(data_sar.synth_params); the working grid follows a coarse input's own spacing")
+    ap.add_argument("--group-scenes", type=float, default=0.0,
+                    help="share of the generated training scenes with 1-2 dense groups (liferafts, anchorage, "
+                         "convoy: make_sar_scene(n_groups=...))")
+    ap.add_argument("--ssdd-zooms", default="1",
+                    help="comma-separated zooms (<= 1) each SSDD training chip is also shown at (area-averaged: "
+                         "the same ships seen by a coarser sensor)")
+    ap.add_argument("--val-spacings", default="0.5",
+                    help="spacings (m) the generated validation scenes cycle through for the threshold choice")
     ap.add_argument("--device", default="cpu", help="torch device for the training loop (cpu, cuda)")
     ap.add_argument("--workers", type=int, default=0,
                     help="processes generating scenes and making batches; 0 = in this process with one random "
@@ -459,11 +504,15 @@ def main(argv: list[str] | None = None) -> int:
         log.error("SSDD not found at %s (pass --ssdd)", args.ssdd)
         return 2
     index = ssdd_index(args.ssdd)
-    ssdd_train = [ssdd_sample(args.ssdd, n, b) for n, i, _h, _w, b in index if ssdd_split(i) == "train"]
+    zooms = [float(z) for z in args.ssdd_zooms.split(",")]
+    val_spacings = [float(v) for v in args.val_spacings.split(",")]
+    ssdd_train = [ssdd_sample(args.ssdd, n, b, z) for n, i, _h, _w, b in index if ssdd_split(i) == "train"
+                  for z in zooms]
     ssdd_val = [(n, b) for n, i, _h, _w, b in index if ssdd_split(i) == "val"]
     log.info("SSDD: %d train chips, %d val chips (holdout never read)", len(ssdd_train), len(ssdd_val))
     train_now = args.iters > 0 or args.train_minutes is not None
-    synth = _generate(list(range(args.scenes if train_now else 0)), args.workers)
+    synth = _generate(list(range(args.scenes if train_now else 0)), args.workers, args.coarse_fraction,
+                      args.group_scenes)
     t_data = time.time() - t_start
     n_ships = sum(len(s.boxes) for s in synth)
     n_boats = sum(k == "lifeboat" for s in synth for k in s.kinds)
@@ -550,8 +599,13 @@ def main(argv: list[str] | None = None) -> int:
     meta: dict[str, Any] = {
         "name": MODEL_NAME, "version": args.version, "classes": list(CLASSES), "widths": list(widths), "fpn": args.fpn,
         "stride": STRIDE, "working_spacing_m": WORKING_SPACING_M, "normalisation": NORMALISATION,
-        "training_data": (f"orbitwatch-synth-sar seeds 0-{args.scenes - 1} (0.35-1 m); SSDD train split "
-                          f"({len(ssdd_train)} chips: not in the eval_vessels ssdd_holdout, not in val)"),
+        "training_data": (f"orbitwatch-synth-sar seeds 0-{args.scenes - 1} (0.35-1 m"
+                          + (f", {args.coarse_fraction:g} of them at 1-10 m" if args.coarse_fraction else "")
+                          + (f", {args.group_scenes:g} with dense groups" if args.group_scenes else "")
+                          + f"); SSDD train split ({len(ssdd_train)} chip views, zooms {args.ssdd_zooms}: "
+                          "not in the eval_vessels ssdd_holdout, not in val)"),
+        "trained_spacing_m": [0.35, 10.0] if args.coarse_fraction > 0 else [0.35, 1.0],
+        "coarse_fraction": args.coarse_fraction, "group_scenes": args.group_scenes, "ssdd_zooms": args.ssdd_zooms,
         "training_command": "python -m detectors.training.train_sar " + _command_args(cmd_argv),
         "seed": args.seed, "iterations": done, "parameters": n_params, "crop": args.crop,
         "trained_on": (torch.cuda.get_device_name(device) if device.type == "cuda" else device.type),
@@ -563,6 +617,8 @@ def main(argv: list[str] | None = None) -> int:
     if init_meta is not None and args.iters == 0:  # re-validation only: same training data
         meta["training_data"] = init_meta.get("training_data")
         meta["crop"], meta["gauss_alpha"] = init_meta.get("crop"), init_meta.get("gauss_alpha")
+        for key in ("trained_spacing_m", "coarse_fraction", "group_scenes", "ssdd_zooms"):
+            meta[key] = init_meta.get(key, meta[key])
     if init_meta is not None:  # the chain of commands that made these weights, oldest first
         meta["fine_tuned_from"] = {"training_command": init_meta.get("training_command"),
                                    "fine_tuned_from": init_meta.get("fine_tuned_from"),
@@ -578,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     choices = {}
     for tta in options:  # test-time augmentation: the number of passes that validates best
         det.tta = tta
-        choices[tta] = choose_threshold(det, args.ssdd, ssdd_val, args.val_scenes)
+        choices[tta] = choose_threshold(det, args.ssdd, ssdd_val, args.val_scenes, val_spacings)
         thr_t, table_t = choices[tta]
         log.info("tta %d: validation threshold %.3f: %s", tta, thr_t, table_t[f"{thr_t:.3f}"])
 

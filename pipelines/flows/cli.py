@@ -61,8 +61,17 @@ MaxMegapixels = Annotated[float, typer.Option(
     "--max-megapixels", help="Pixel budget: a larger scene is refused before any pixel is read (0: none).")]
 QuicklookFlag = Annotated[bool, typer.Option(
     "--quicklook/--no-quicklook", help="A PNG per scene with its detections (<out>/quicklooks/) and an image artifact.")]
+#: ``--radiometry``, as ``orbitwatch scan`` takes it.
+RadiometryChoice = Annotated[str, typer.Option(
+    "--radiometry", help="How SAR pixels encode backscatter: auto | intensity | amplitude | db | display (8-bit stretched).")]
 SceneTimeout = Annotated[Optional[float], typer.Option(
     "--scene-timeout", help="Time budget per scene in seconds: a scene that overruns fails; the rest go on.")]
+
+#: Land handling, as ``orbitwatch scan`` takes it.
+LandMaskFile = Annotated[Optional[Path], typer.Option(
+    "--land-mask", help="Land mask for SAR scenes: GeoJSON polygons (lon/lat) or a GeoTIFF (nonzero = land).")]
+CoastlineFlag = Annotated[bool, typer.Option(
+    "--coastline/--no-coastline", help="Without --land-mask: drop SAR detections more than 2 km inland (packaged coastline; off by default).")]
 
 
 def _options(items: Optional[list[str]]) -> dict[str, dict[str, Any]] | None:
@@ -75,6 +84,21 @@ def _options(items: Optional[list[str]]) -> dict[str, dict[str, Any]] | None:
     except ScanOptionError as exc:
         _error(exc)
         raise typer.Exit(2) from exc
+
+
+def _land_mask(path: Optional[Path]) -> str | None:
+    """``--land-mask`` checked before any server or flow run starts; exit 2 naming the problem."""
+    if path is None:
+        return None
+    from pipelines.errors import LandMaskError
+    from pipelines.scene.landmask import load_land_mask
+
+    try:
+        load_land_mask(path)
+    except LandMaskError as exc:
+        _error(exc)
+        raise typer.Exit(2) from exc
+    return str(path)
 
 
 def _require_dask(dask_address: Optional[str], dask_workers: int) -> None:
@@ -121,17 +145,22 @@ def scan_folder_cmd(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Scan again the scenes that failed in an earlier run.")] = False,
     quicklook: QuicklookFlag = True,
     acquired: AcquiredTime = None,
+    radiometry: RadiometryChoice = "auto",
+    land_mask: LandMaskFile = None,
+    coastline: CoastlineFlag = False,
 ) -> None:
     """Scan a folder of scenes as a Prefect flow run (resumable, cached, optionally on Dask)."""
     from pipelines.flows.scan import scan_folder
 
     _require_dask(dask_address, dask_workers)
+    mask = _land_mask(land_mask)
     state = scan_folder(str(scene_dir), str(out_dir), detectors=_split(detectors), device=device,
                         tile_size=tile_size, resume=resume, strict=strict, threads=threads,
                         dask_address=dask_address, dask_workers=dask_workers,
                         detector_options=_options(option), max_megapixels=max_megapixels,
                         scene_timeout=scene_timeout, retry_failed=retry_failed, quicklook=quicklook,
-                        acquired=acquired, return_state=True)
+                        acquired=acquired, land_mask=mask, coastline=coastline, radiometry=radiometry,
+                        return_state=True)
     _finish(state)
 
 
@@ -146,13 +175,18 @@ def scan_scene_cmd(
     scene_timeout: SceneTimeout = None,
     quicklook: QuicklookFlag = True,
     acquired: AcquiredTime = None,
+    radiometry: RadiometryChoice = "auto",
+    land_mask: LandMaskFile = None,
+    coastline: CoastlineFlag = False,
 ) -> None:
     """Scan one scene bundle as a Prefect flow run."""
     from pipelines.flows.scan import scan_scene
 
+    mask = _land_mask(land_mask)
     _finish(scan_scene(str(scene), str(out_dir), detectors=_split(detectors), device=device,
                        detector_options=_options(option), max_megapixels=max_megapixels,
-                       scene_timeout=scene_timeout, quicklook=quicklook, acquired=acquired, return_state=True))
+                       scene_timeout=scene_timeout, quicklook=quicklook, acquired=acquired, land_mask=mask,
+                       coastline=coastline, radiometry=radiometry, return_state=True))
 
 
 @flows_app.command("deliver-alerts")
@@ -178,13 +212,17 @@ def onboard_pass_cmd(
     detectors: Annotated[Optional[list[str]], typer.Option("--detectors", "-d", help="Detector names, comma-separated.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda (cuda:N).")] = "auto",
     option: DetectorOptionItems = None,
+    land_mask: LandMaskFile = None,
+    coastline: CoastlineFlag = False,
 ) -> None:
     """Process affordable collects and queue their alerts (+ scene headers) for downlink."""
     from pipelines.flows.onboard import onboard_pass
 
+    mask = _land_mask(land_mask)
     _finish(onboard_pass(str(inbox), str(queue), energy_wh=energy_wh, state_of_charge=state_of_charge,
                          node_config=str(node_config) if node_config else None, detectors=_split(detectors),
-                         device=device, detector_options=_options(option), return_state=True))
+                         device=device, detector_options=_options(option), land_mask=mask, coastline=coastline,
+                         return_state=True))
 
 
 @flows_app.command("downlink-contact")

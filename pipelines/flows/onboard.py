@@ -262,10 +262,13 @@ def downlink_task(queue_db: str, ground_inbox: str, budget_bytes: int, ber: floa
 def onboard_pass(inbox: str = DEFAULT_INBOX, queue_db: str = DEFAULT_QUEUE, energy_wh: float | None = None,
                  state_of_charge: float | None = None, node_config: str | None = None,
                  detectors: list[str] | None = None, device: str = "auto", tile_size: int = 2048,
-                 detector_options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                 detector_options: dict[str, dict[str, Any]] | None = None,
+                 land_mask: str | None = None, coastline: bool = False) -> dict[str, Any]:
     """Process the inbox's affordable collects and queue their alerts for downlink.
 
-    ``detector_options``: keyword options per detector name (see the ``scan-scene`` flow).
+    ``detector_options``: keyword options per detector name (see the ``scan-scene`` flow);
+    ``land_mask`` / ``coastline``: land handling of SAR collects, as for ``scan-scene`` (land alerts
+    would spend downlink bytes on nothing).
 
     Returns ``{"budget_wh", "energy_wh", "processed": [...], "deferred": [paths], "failed": [...],
     "alerts", "queue_items"}``. A collect that fails is recorded, never fails the pass.
@@ -273,7 +276,8 @@ def onboard_pass(inbox: str = DEFAULT_INBOX, queue_db: str = DEFAULT_QUEUE, ener
     from pipelines.downlink.sqlite_store import SqliteQueueStore
 
     logger = get_run_logger()
-    options = scan_options(detectors, device, tile_size, detector_options=detector_options)
+    options = scan_options(detectors, device, tile_size, detector_options=detector_options, land_mask=land_mask,
+                           coastline=coastline)
     plan = plan_collects_task(inbox, queue_db, energy_wh, state_of_charge, node_config)
     processed, failed = [], list(plan["failures"])
     spent = 0.0

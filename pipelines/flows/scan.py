@@ -83,19 +83,24 @@ TASK_TIMEOUT_GRACE_S = 60.0
 def scan_options(detectors: list[str] | None = None, device: str = "auto", tile_size: int = 2048,
                  overlap: int | None = None, detector_options: dict[str, dict[str, Any]] | None = None,
                  max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
-                 scene_timeout: float | None = None, acquired: str | None = None) -> ScanOptions:
-    """Flow parameters -> ScanOptions, validating detector names, options and budgets before any
-    task is submitted (a bad one fails the flow run once, not once per scene).
+                 scene_timeout: float | None = None, acquired: str | None = None,
+                 land_mask: str | None = None, coastline: bool = False, radiometry: str = "auto") -> ScanOptions:
+    """Flow parameters -> ScanOptions, validating detector names, options, budgets and the land
+    mask before any task is submitted (a bad one fails the flow run once, not once per scene).
 
     ``max_megapixels`` 0 or None: no pixel budget; ``scene_timeout`` None: no time budget;
-    ``acquired``: ISO 8601 time for scenes that record none (as ``orbitwatch scan --acquired``).
+    ``acquired``: ISO 8601 time for scenes that record none (as ``orbitwatch scan --acquired``);
+    ``land_mask``: a GeoJSON or GeoTIFF land mask for SAR scenes (``--land-mask``), ``coastline``:
+    the packaged coastline without one (``--coastline``; off by default); ``radiometry``: how SAR
+    pixels encode backscatter, auto / intensity / amplitude / db / display (``--radiometry``).
     """
     from pipelines.scene.acquisition import parse_user_time
 
     options = ScanOptions(detectors=list(detectors) if detectors else None, device=device,
                           tile_size=tile_size, overlap=overlap, detector_options=detector_options or None,
                           max_megapixels=max_megapixels or None, scene_timeout_s=scene_timeout,
-                          acquired=parse_user_time(acquired))
+                          acquired=parse_user_time(acquired), land_mask=str(land_mask) if land_mask else None,
+                          coastline=coastline, radiometry=radiometry)
     options.validate()
     return options
 
@@ -149,7 +154,7 @@ def quicklook_path(geojson: Path) -> Path:
 
 
 def publish_quicklook(scene_path: str, features: list[dict[str, Any]], png: Path,
-                      acquired: datetime | None = None) -> str | None:
+                      acquired: datetime | None = None, radiometry: str = "auto") -> str | None:
     """Render the quicklook PNG and show it as a Prefect image artifact; returns None or why not.
 
     The artifact carries a JPEG of at most ARTIFACT_SIDE px as a data URL: Prefect's image
@@ -163,7 +168,7 @@ def publish_quicklook(scene_path: str, features: list[dict[str, Any]], png: Path
 
     from pipelines.batch import write_quicklook
 
-    why = write_quicklook(Path(scene_path), features, png, acquired)
+    why = write_quicklook(Path(scene_path), features, png, acquired, radiometry)
     if why:
         return why
     try:
@@ -182,18 +187,18 @@ def publish_quicklook(scene_path: str, features: list[dict[str, Any]], png: Path
 
 def write_scene_outputs(detected: dict[str, Any], geojson: Path, manifest: Path | None,
                         fingerprint: str | None, quicklook: bool = False,
-                        acquired: datetime | None = None) -> dict[str, Any]:
+                        acquired: datetime | None = None, radiometry: str = "auto") -> dict[str, Any]:
     """Write one scene's GeoJSON (and its batch manifest part) atomically; return a small summary.
 
     ``quicklook``: also the scene's PNG (``<out_dir>/quicklooks/``) and its Prefect image artifact
-    (``acquired``: the scan's ``acquired``, to open the scene again as the scan did).
+    (``acquired`` / ``radiometry``: the scan's, to open the scene again as the scan did).
     """
     alerts = [Alert.from_feature(f) for f in detected["features"]]
     n = write_alerts(geojson, alerts)
     summary = dict(detected["summary"], geojson=str(geojson), alerts=n)
     if quicklook:
         png = quicklook_path(geojson)
-        why = publish_quicklook(detected["summary"]["path"], detected["features"], png, acquired)
+        why = publish_quicklook(detected["summary"]["path"], detected["features"], png, acquired, radiometry)
         summary["quicklook"] = None if why else str(png)
         if why:
             summary["notes"] = [*summary.get("notes", []), why]
@@ -304,10 +309,10 @@ def detect_scene(path: str, options: ScanOptions, gpu_exclusive: bool | None = N
 @task(name="write-scene-alerts", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient_only)
 def write_scene_alerts(detected: dict[str, Any], geojson: str, manifest: str | None = None,
                        fingerprint: str | None = None, quicklook: bool = False,
-                       acquired: datetime | None = None) -> dict[str, Any]:
+                       acquired: datetime | None = None, radiometry: str = "auto") -> dict[str, Any]:
     """Persist one scene's alerts (GeoJSON + manifest part, and its quicklook); return its path and counts."""
     return write_scene_outputs(detected, Path(geojson), Path(manifest) if manifest else None, fingerprint,
-                               quicklook, acquired)
+                               quicklook, acquired, radiometry)
 
 
 @task(name="merge-alerts", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_transient_only)
@@ -324,7 +329,8 @@ def scan_scene(scene: str, out_dir: str = "out/flows", detectors: list[str] | No
                detector_options: dict[str, dict[str, Any]] | None = None,
                max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
                scene_timeout: float | None = None, quicklook: bool = True,
-               acquired: str | None = None) -> dict[str, Any]:
+               acquired: str | None = None, land_mask: str | None = None,
+               coastline: bool = False, radiometry: str = "auto") -> dict[str, Any]:
     """Scan one scene bundle and write ``<out_dir>/scenes/<stem>.geojson``.
 
     ``detector_options``: keyword options per detector name, e.g.
@@ -333,16 +339,20 @@ def scan_scene(scene: str, out_dir: str = "out/flows", detectors: list[str] | No
     and time budgets, as ``orbitwatch scan --max-megapixels / --scene-timeout``. ``quicklook``:
     a PNG with the detections drawn in ``<out_dir>/quicklooks/`` and as an image artifact.
     ``acquired``: ISO 8601 acquisition time for a scene that records none (``--acquired``).
+    ``land_mask``: GeoJSON / GeoTIFF land mask for SAR scenes (``--land-mask``); ``coastline``:
+    without one, drop SAR detections deep inland per the packaged coastline (``--coastline``; off by default).
+    ``radiometry``: how SAR pixels encode backscatter, auto / intensity / amplitude / db / display
+    (``--radiometry``; see :mod:`pipelines.scene.radiometry`).
 
     Returns ``{"path", "scene", "kind", "geojson", "alerts", "by_kind", "tiles", ...}``. A bad
     bundle fails the flow run (there is nothing else it could report).
     """
     logger = get_run_logger()
     options = scan_options(detectors, device, tile_size, overlap, detector_options, max_megapixels, scene_timeout,
-                           acquired)
+                           acquired, land_mask, coastline, radiometry)
     detected = _detect_task(options)(scene, options, gpu_exclusive=gpu_exclusive, gpu_limit=gpu_limit)
     summary = write_scene_alerts(detected, str(scene_geojson_path(Path(scene), Path(out_dir))), quicklook=quicklook,
-                                 acquired=options.acquired)
+                                 acquired=options.acquired, radiometry=options.radiometry)
     logger.info("%s: %d alert(s) -> %s", summary["scene"], summary["alerts"], summary["geojson"])
     return summary
 
@@ -364,7 +374,7 @@ def scan_scenes(items: list[dict[str, Any]], out: str, options: ScanOptions,
                              gpu_limit=gpu_limit, gpu_slots=gpu_slots) for item in items]
     pending: list[tuple[dict[str, Any], PrefectFuture[Any], PrefectFuture[Any]]] = [
         (item, det, write_scene_alerts.submit(det, item["geojson"], out, item["fingerprint"], quicklook,
-                                                   options.acquired))
+                                                   options.acquired, options.radiometry))
         for item, det in zip(items, detects)]
     wait([wr for _, _, wr in pending])
     results: list[dict[str, Any]] = []
@@ -400,6 +410,8 @@ def scan_folder(scene_dir: str = "sample_scenes", out_dir: str = "out/flows",
                 gpu_slots: int = 1, detector_options: dict[str, dict[str, Any]] | None = None,
                 max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS, scene_timeout: float | None = None,
                 retry_failed: bool = False, quicklook: bool = True, acquired: str | None = None,
+                land_mask: str | None = None, coastline: bool = False,
+                radiometry: str = "auto",
                 ) -> dict[str, Any] | State:
     """Scan every bundle under ``scene_dir`` into ``<out_dir>/alerts.geojson`` (+ one file per scene).
 
@@ -411,6 +423,10 @@ def scan_folder(scene_dir: str = "sample_scenes", out_dir: str = "out/flows",
     scanned again only with ``retry_failed`` (or when its file or the budgets changed).
     ``quicklook``: a PNG per scanned scene in ``<out_dir>/quicklooks/`` and an image artifact each.
     ``acquired``: ISO 8601 acquisition time for the scenes that record none (``--acquired``).
+    ``land_mask`` / ``coastline``: as for ``scan-scene``; the mask is read once for the batch and is
+    part of each scene's fingerprint (an edited mask redoes the scenes).
+    ``radiometry``: how SAR pixels encode backscatter (as for ``scan-scene``; part of each scene's
+    fingerprint when not "auto").
 
     Resumable: scenes finished by an earlier run (same fingerprint) are skipped. Per-scene tasks
     run on ``threads`` threads, on the Dask cluster at ``dask_address``, or on a temporary local
@@ -419,7 +435,7 @@ def scan_folder(scene_dir: str = "sample_scenes", out_dir: str = "out/flows",
     """
     logger = get_run_logger()
     options = scan_options(detectors, device, tile_size, overlap, detector_options, max_megapixels, scene_timeout,
-                           acquired)
+                           acquired, land_mask, coastline, radiometry)
     alerts_out = Path(out_dir) / ALERTS_NAME
     # One writer per output, as for `orbitwatch scan`: a second run on the same out_dir fails at once.
     with output_lock(alerts_out):

@@ -1,7 +1,8 @@
 """Open a scene bundle (GeoTIFF + optional ``<stem>_extended.json``) and read calibrated windows.
 
 Why windows only: a spotlight SLC is ~120k x 15k complex pixels (7 GB); the on-board computer
-tiles it and never holds it whole. :func:`open_scene` reads only the TIFF header and the sidecar,
+tiles it and never holds it whole. :func:`open_scene` reads only the TIFF header and the sidecar
+(plus, for float SAR data only, a bounded sample of pixels to check their radiometric encoding),
 and checks everything it can there, so a bad bundle fails before any GPU time is spent, with an
 error that names the file and the problem.
 
@@ -22,7 +23,11 @@ Values returned by :meth:`Scene.read`:
 * SAR: ``sigma0`` linear power = ``(amplitude * scale_factor) ** 2`` with amplitude the uint16 DN,
   the float32 amplitude, or ``|I + jQ|`` for CInt16 SLC (single complex band or two int16 bands).
   For SLCs Capella's radiometry is ``beta_nought``; the band is still called ``sigma0`` (the
-  detectors' input name) and ``metadata.radiometry`` says what it really is.
+  detectors' input name) and ``metadata.radiometry`` says what it really is. Pixels stored in
+  another radiometric encoding (float intensity, dB, an 8-bit display stretch) are converted
+  according to :attr:`Scene.radiometry`, decided at open from the metadata, the data type and, for
+  float data only, a bounded sample of values, or given by ``open_scene(radiometry=...)``
+  (``--radiometry``); see :mod:`pipelines.scene.radiometry`.
 * optical: reflectance (0..1) for reflective bands, kelvin for thermal bands (``lwir*``), as
   ``DN * scale + offset`` with per-band scale/offset from the sidecar. Float tiles without a
   sidecar entry are taken as already calibrated, except that a reflective band whose valid median
@@ -50,7 +55,7 @@ import os
 import stat
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +73,18 @@ from pipelines.scene.acquisition import resolve_acquired, time_from_path
 from pipelines.scene.bands import THERMAL_BANDS, resolve_band_names
 from pipelines.scene.coverage import BlockCoverage, block_coverage
 from pipelines.scene.geo import metre_spacing, sidecar_lonlat
+from pipelines.scene.radiometry import (
+    ENCODING_TAGS,
+    Hint,
+    Radiometry,
+    ValueStats,
+    check_choice,
+    check_values,
+    decide,
+    hint_from_text,
+    to_amplitude,
+    to_sigma0,
+)
 from pipelines.scene.sidecar import (
     BandCalibration,
     CapellaMetadata,
@@ -149,6 +166,8 @@ class _Header:
     pixel_interleaved: bool = False
     data_end: int = 0  # largest offset + byte count among the sampled TIFF blocks (0: unknown)
     has_mask: bool = False  # a per-dataset mask band (GDAL internal or .msk mask): 0 = no-data
+    units: tuple[str | None, ...] = ()  # GDAL band unit types ("dB", ...); empty when none is set
+    band_tags: dict[str, str] = field(default_factory=dict)  # band 1's own metadata
 
 
 def _itemsize(dtype: str) -> int:
@@ -265,6 +284,7 @@ def _read_header(tif: Path) -> _Header:
                     pixel_interleaved=str(getattr(ds.interleaving, "value", ds.interleaving)).upper() == "PIXEL",
                     data_end=_block_data_end(ds),
                     has_mask=any(MaskFlags.per_dataset in flags for flags in ds.mask_flag_enums),
+                    units=tuple(ds.units), band_tags=dict(ds.tags(1)),
                 )
     except Exception as exc:  # any GDAL/rasterio failure on a bad file becomes one clear error
         raise SceneError(f"cannot open GeoTIFF (corrupt, truncated or not a raster): {exc}", tif) from exc
@@ -299,6 +319,9 @@ class Scene:
     #: What the scene was read as: "geotiff" (a tile/bundle), "capella-geotiff" (metadata in the
     #: TIFF's ImageDescription), "landsat-c2-l1", "sentinel-2-l2a", "stac-item"...
     product: str
+    #: SAR only: how the pixels encode backscatter and how they become sigma0 (its ``note`` goes to
+    #: the scan's notes); None for optical scenes. See :mod:`pipelines.scene.radiometry`.
+    radiometry: Radiometry | None
 
     def __init__(self, *, path: Path, kind: str, header: _Header, acquired: datetime,
                  spacing_m: tuple[float, float], bands: tuple[str, ...], metadata: CapellaMetadata | dict | None,
@@ -327,6 +350,7 @@ class Scene:
         self._ds: Any = None
         self._coverage: BlockCoverage | None = None
         self._coverage_known = False
+        self.radiometry = None
 
     # ---------------------------------------------------------------- lifecycle
     def __repr__(self) -> str:
@@ -396,6 +420,12 @@ class Scene:
             data = np.abs(raw[:1].astype(np.complex64)).astype(np.float32)
         elif self.kind == "sar" and raw.shape[0] == 2:
             data = np.hypot(raw[0].astype(np.float32), raw[1].astype(np.float32))[None]
+        elif self.kind == "sar" and self.radiometry is not None:
+            band = raw[0].astype(np.float64)
+            ok = np.isfinite(band) & (band != 0)
+            amp = np.zeros(band.shape, dtype=np.float32)
+            amp[ok] = to_amplitude(band[ok], self.radiometry.encoding)  # dB is negative, and still data
+            data = amp[None]
         else:
             data = raw.astype(np.float32)
         valid = np.all(np.isfinite(data), axis=0)
@@ -448,7 +478,7 @@ class Scene:
                                  f"{col_off}..{col_off + width}: {_error_detail(exc)}", self.path) from exc
             absent = mask if absent is None else (absent | mask)
         if self.kind == "sar":
-            data, valid = self._sar(raw)
+            data, valid = self._sar(raw, (row_off, col_off, height, width))
         else:
             data, valid = self._optical(raw, (row_off, col_off, height, width), absent)
         if absent is not None:
@@ -456,25 +486,34 @@ class Scene:
             data[:, ~valid] = 0.0
         return data, valid
 
-    def _sar(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _sar(self, raw: np.ndarray, win: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         meta = self.metadata
         if not isinstance(meta, CapellaMetadata):
             raise SceneError("SAR scene without Capella metadata: cannot calibrate", self.path)
+        rad = self.radiometry or Radiometry("amplitude", meta.scale_factor, "data type", "")
         nodata = self._header.nodata[0]
         if np.iscomplexobj(raw):
             amp = np.abs(raw[0].astype(np.complex128))
             valid = amp > 0
+            sigma0 = (amp * rad.gain) ** 2
         elif raw.shape[0] == 2:  # CInt16 as I and Q bands
             amp = np.hypot(raw[0].astype(np.float64), raw[1].astype(np.float64))
             valid = amp > 0
+            sigma0 = (amp * rad.gain) ** 2
         else:
             band = raw[0]
             finite = np.isfinite(band) if band.dtype.kind == "f" else np.ones(band.shape, dtype=bool)
-            amp = np.where(finite, band, 0).astype(np.float64)
-            valid = finite & (amp != 0)
+            values = np.where(finite, band, 0).astype(np.float64)
+            valid = finite & (values != 0)
             if nodata is not None and not math.isnan(nodata):
                 valid &= band != nodata
-        sigma0 = (amp * meta.scale_factor) ** 2
+            # Unsigned amplitude / intensity and 8-bit display values cannot be wrong: nothing to check.
+            if not (band.dtype.kind == "u" and (rad.encoding in ("amplitude", "intensity")
+                                                or (rad.encoding == "display" and band.dtype.itemsize == 1))):
+                r, c, h, w = win
+                check_values(values, valid, rad.encoding, self.data_path,
+                             f"in window rows {r}..{r + h} cols {c}..{c + w}", rad.source == "override")
+            sigma0 = to_sigma0(values, rad.encoding, rad.gain)
         sigma0[~valid] = 0.0
         return sigma0.astype(np.float32)[None], valid
 
@@ -584,10 +623,135 @@ class Scene:
 # --------------------------------------------------------------------------- opening
 
 
+#: The TIFF samples each Capella data_type is stored as (see :func:`_storage`).
+_NATIVE_STORAGE = {"UInt16": "uint16", "Float32": "float", "CInt16": "complex"}
+
+#: Value sample for the encoding checks of float SAR data: the whole image up to this many pixels,
+#: else a grid of SAMPLE_GRID x SAMPLE_GRID windows of SAMPLE_SIDE pixels (a few blocks each).
+SAMPLE_WHOLE_PX = 1 << 22
+SAMPLE_GRID = 4
+SAMPLE_SIDE = 256
+
+
+def _storage(header: _Header) -> str | None:
+    """What a SAR TIFF's samples are: "complex" (CInt16, or I/Q int16 bands), "uint8", "uint16",
+    "float" (one band), or None for a layout no encoding can be read from."""
+    dt = header.dtypes
+    if (header.count == 1 and dt[0] in ("complex_int16", "complex64")) or (header.count == 2 and dt == ("int16", "int16")):
+        return "complex"
+    if header.count != 1:
+        return None
+    return {"uint8": "uint8", "uint16": "uint16", "float32": "float", "float64": "float"}.get(dt[0])
+
+
+def _radiometry_hints(header: _Header, meta: CapellaMetadata, where: str | Path) -> list[Hint | None]:
+    """What the metadata says about the encoding, most specific first (see pipelines.scene.radiometry).
+
+    The sidecar's ``collect.image.radiometry`` counts only when it names an encoding outright:
+    ``sigma_nought`` says which coefficient, not how it is stored.
+    """
+    hints: list[Hint | None] = []
+    if meta.encoding is not None:
+        hints.append(Hint(meta.encoding, True, f"key 'orbitwatch_radiometry' of {Path(str(where)).name}"))
+    unit = header.units[0] if header.units else None
+    hints.append(hint_from_text(unit, f"band unit {unit!r}"))
+    desc = header.descriptions[0] if header.descriptions else None
+    hints.append(hint_from_text(desc, f"band description {desc!r}"))
+    for what, tags in (("band tag", header.band_tags), ("TIFF tag", header.tags)):
+        for key, value in tags.items():
+            if key.upper() in ENCODING_TAGS:
+                hints.append(hint_from_text(str(value), f"{what} {key}={str(value)[:60]!r}"))
+    side = hint_from_text(meta.radiometry, f"sidecar's collect.image.radiometry {meta.radiometry!r}")
+    hints.append(side if side is not None and side.strong else None)
+    return hints
+
+
+def _value_sample(tif: Path, header: _Header) -> np.ndarray:
+    """Valid values (float64) of a bounded sample of band 1: no-data, absent blocks, 0 and NaN left out.
+
+    Why a sample and not the scene: the encoding is one per scene and is decided before the first
+    tile; a few blocks say whether float data hold negative (dB) values as well as the whole would.
+    """
+    rows, cols = header.height, header.width
+    if rows * cols <= SAMPLE_WHOLE_PX:
+        windows = [(0, 0, rows, cols)]
+    else:
+        h, w = min(SAMPLE_SIDE, rows), min(SAMPLE_SIDE, cols)
+        windows = [(int((rows - h) * (i + 0.5) / SAMPLE_GRID), int((cols - w) * (j + 0.5) / SAMPLE_GRID), h, w)
+                   for i in range(SAMPLE_GRID) for j in range(SAMPLE_GRID)]
+    cov = block_coverage(tif, rows, cols)
+    nodata = header.nodata[0] if header.nodata else None
+    out: list[np.ndarray] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(tif) as ds:
+                for r, c, h, w in windows:
+                    absent = cov.absent_mask(r, c, h, w) if cov is not None else None
+                    if absent is not None and absent.all():
+                        continue
+                    win = Window(c, r, w, h)
+                    band = ds.read(1, window=win).astype(np.float64)
+                    ok = np.isfinite(band) & (band != 0)
+                    if nodata is not None and not math.isnan(nodata):
+                        ok &= band != nodata
+                    if absent is not None:
+                        ok &= ~absent
+                    if header.has_mask:
+                        ok &= ds.read_masks(1, window=win) != 0
+                    out.append(band[ok])
+    except Exception as exc:
+        raise SceneError(f"cannot read a sample of pixels to check the radiometric encoding: {_error_detail(exc)}",
+                         tif) from exc
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _sar_radiometry(tif: Path, header: _Header, meta: CapellaMetadata, where: str | Path,
+                    override: str) -> Radiometry:
+    """Decide and check the encoding of a SAR TIFF (see :mod:`pipelines.scene.radiometry`).
+
+    Refuses, as before, a TIFF whose samples are not the sidecar's data type, unless the scene
+    says (or ``override`` says) what the converted pixels are, or they are 8-bit (display), or
+    float values that can only be dB.
+    """
+    storage = _storage(header)
+    native = storage == _NATIVE_STORAGE[meta.data_type] and not (storage == "float" and header.dtypes[0] != "float32")
+    label = "sidecar" if isinstance(where, Path) else "metadata"
+    mismatch = (f"unsupported data type: {label} data_type '{meta.data_type}' but the TIFF has {header.count} band(s) "
+                f"of {', '.join(header.dtypes)} (expected UInt16: 1 uint16 band; Float32: 1 float32 band; "
+                "CInt16: 1 complex_int16 band or 2 int16 bands I/Q)")
+    if storage is None or (storage == "complex" and meta.data_type != "CInt16"):
+        raise SidecarError(mismatch, tif)
+    sample: list[np.ndarray] = []
+
+    def values() -> np.ndarray:
+        if not sample:
+            sample.append(_value_sample(tif, header))
+        return sample[0]
+
+    def stats() -> ValueStats:
+        return ValueStats.of(values())
+
+    rad = decide(storage=storage, native=native, scale_factor=meta.scale_factor, data_type=meta.data_type,
+                 override=override, hints=_radiometry_hints(header, meta, where), stats=stats, path=tif)
+    if rad is None:
+        seen = f"; its values ({stats().describe()}) do not look like dB" if storage == "float" else ""
+        raise SidecarError(f"{mismatch}{seen}. A converted product must say what its pixels are: pass --radiometry "
+                           "amplitude|intensity|db|display, set the band unit or description (e.g. 'dB', "
+                           "'amplitude', 'intensity'), or add \"orbitwatch_radiometry\" to the sidecar", tif)
+    if storage == "float":
+        v = values()
+        check_values(v, np.ones(v.shape, dtype=bool), rad.encoding, tif, "in a sample of the scene",
+                     rad.source == "override")
+    log.info("%s: %s", tif.name, rad.note)
+    return rad
+
+
 def _open_sar(tif: Path, header: _Header, doc: dict, sidecar: Path | None, acquired: datetime | None = None,
-              source: str = "sidecar") -> Scene:
+              source: str = "sidecar", radiometry: str = "auto") -> Scene:
     """A Capella SAR scene; ``doc`` is the extended metadata, from ``sidecar`` or (``sidecar`` None)
-    from the TIFF's ImageDescription tag (``source`` says which)."""
+    from the TIFF's ImageDescription tag (``source`` says which). ``radiometry``: the encoding of
+    the pixels, or "auto" (see :mod:`pipelines.scene.radiometry`)."""
     where: str | Path = sidecar if sidecar is not None else f"{tif} [TIFFTAG_IMAGEDESCRIPTION]"
     meta = parse_sidecar(doc, where)
     what = "sidecar" if sidecar is not None else "the Capella metadata in the TIFF's ImageDescription"
@@ -595,24 +759,14 @@ def _open_sar(tif: Path, header: _Header, doc: dict, sidecar: Path | None, acqui
         raise SidecarError(
             f"{what} says rows={meta.rows} columns={meta.columns} but the TIFF {tif.name} is "
             f"{header.height} rows x {header.width} columns", where)
-    dt = header.dtypes
-    ok = {
-        "UInt16": header.count == 1 and dt[0] == "uint16",
-        "Float32": header.count == 1 and dt[0] == "float32",
-        "CInt16": (header.count == 1 and dt[0] in ("complex_int16", "complex64"))
-        or (header.count == 2 and dt == ("int16", "int16")),
-    }[meta.data_type]
-    if not ok:
-        label = "sidecar" if sidecar is not None else "metadata"
-        raise SidecarError(
-            f"unsupported data type: {label} data_type '{meta.data_type}' but the TIFF has {header.count} band(s) "
-            f"of {', '.join(dt)} (expected UInt16: 1 uint16 band; Float32: 1 float32 band; "
-            f"CInt16: 1 complex_int16 band or 2 int16 bands I/Q)", tif)
+    rad = _sar_radiometry(tif, header, meta, where, check_choice(radiometry, tif))
     when, src = resolve_acquired((meta.start, source), acquired, tif, "no acquisition time")
-    return Scene(path=tif, kind="sar", header=header, acquired=when, acquired_source=src,
-                 spacing_m=(meta.pixel_spacing_row, meta.pixel_spacing_column), bands=("sigma0",),
-                 metadata=meta, sidecar_path=sidecar,
-                 product="capella-bundle" if sidecar is not None else "capella-geotiff")
+    scene = Scene(path=tif, kind="sar", header=header, acquired=when, acquired_source=src,
+                  spacing_m=(meta.pixel_spacing_row, meta.pixel_spacing_column), bands=("sigma0",),
+                  metadata=meta, sidecar_path=sidecar,
+                  product="capella-bundle" if sidecar is not None else "capella-geotiff")
+    scene.radiometry = rad
+    return scene
 
 
 def header_centre_lon(header: _Header) -> float | None:
@@ -726,8 +880,9 @@ def _open_optical(tif: Path, header: _Header, doc: dict | None, sidecar: Path | 
 
 
 def open_scene(path: str | Path, reflectance_scale: float | None = None,
-               acquired: datetime | str | None = None) -> Scene:
-    """Open a scene from its ``.tif`` (or its ``_extended.json``), or a product; reads no pixel data.
+               acquired: datetime | str | None = None, radiometry: str = "auto") -> Scene:
+    """Open a scene from its ``.tif`` (or its ``_extended.json``), or a product; reads no pixel data
+    (except a bounded sample of a float SAR image, see :func:`_value_sample`).
 
     Products (:mod:`pipelines.scene.products`): a Landsat Collection 2 ``*_MTL.json`` /
     ``*_MTL.txt`` (or its folder), a Sentinel-2 ``*.SAFE`` folder (or its ``MTD_MSIL*.xml``), a
@@ -738,10 +893,15 @@ def open_scene(path: str | Path, reflectance_scale: float | None = None,
     (1e-4 for Sentinel-2 reflectance x 10,000 exports); it is ignored for SAR and thermal bands.
     ``acquired`` (``--acquired``) is the acquisition time for a scene that records none (see
     :mod:`pipelines.scene.acquisition`: it never overrides a time the scene records).
+    ``radiometry`` (``--radiometry``): how SAR pixels encode backscatter, "auto" (decided from the
+    metadata, the data type and the values) or one of intensity / amplitude / db / display; see
+    :mod:`pipelines.scene.radiometry`. Ignored for optical scenes. RadiometryError when it is not
+    one of those, or the pixels cannot be in that encoding.
     """
     from pipelines.scene.acquisition import parse_user_time
 
     p = Path(path)
+    radiometry = check_choice(radiometry, p)
     if reflectance_scale is not None and (isinstance(reflectance_scale, bool)
                                           or not isinstance(reflectance_scale, (int, float))
                                           or not math.isfinite(reflectance_scale) or reflectance_scale <= 0):
@@ -755,7 +915,7 @@ def open_scene(path: str | Path, reflectance_scale: float | None = None,
         if p.is_dir() or p.is_file():
             kind = product_kind(p)
             if kind is not None:
-                return open_product(p, kind, reflectance_scale, user_time)
+                return open_product(p, kind, reflectance_scale, user_time, radiometry)
             if p.is_dir():
                 raise SceneError("a folder is one scene only when it is a Landsat Collection 2 product folder "
                                  "(*_MTL.json / *_MTL.txt) or a Sentinel-2 SAFE (MTD_MSIL1C.xml / "
@@ -781,7 +941,7 @@ def open_scene(path: str | Path, reflectance_scale: float | None = None,
     doc = load_json(sidecar) if sidecar.exists() else None
     if doc is not None:
         if "collect" in doc:
-            return _open_sar(p, header, doc, sidecar, user_time)
+            return _open_sar(p, header, doc, sidecar, user_time, radiometry=radiometry)
         if is_optical_sidecar(doc):
             hint = doc.get("platform") if isinstance(doc.get("platform"), str) else None
             names = resolve_band_names(header.descriptions, hint or _platform_tag(header))
@@ -792,7 +952,7 @@ def open_scene(path: str | Path, reflectance_scale: float | None = None,
 
     embedded = embedded_metadata(header.tags)
     if embedded is not None:
-        return _open_sar(p, header, embedded, None, user_time, TAG_SOURCE)
+        return _open_sar(p, header, embedded, None, user_time, TAG_SOURCE, radiometry)
     names = resolve_band_names(header.descriptions, _platform_tag(header))
     if any(names):
         return _open_optical(p, header, None, None, names, reflectance_scale, user_time)

@@ -5,6 +5,9 @@ Two kinds exist:
 * Capella's own extended metadata (SAR). It carries the calibration (``scale_factor``), the
   pixel spacing and the acquisition time that the TIFF itself does not, so a SAR scene cannot be
   used without it. Field names and nesting follow real Capella product_version 1.x files.
+  A converted product (a dB or 8-bit copy beside the original sidecar) may say what its pixels
+  now are in an optional top-level ``"orbitwatch_radiometry"``: one of ``intensity``,
+  ``amplitude``, ``db``, ``display`` (see :mod:`pipelines.scene.radiometry`).
 * orbitwatch's small optical sidecar (``{"orbitwatch_optical": 1, ...}``), needed only for
   integer-DN optical tiles (scale/offset per band) or to give an acquisition time and pixel size
   the TIFF lacks.
@@ -102,6 +105,8 @@ class CapellaMetadata:
     incidence_angle_deg: float | None
     prf_hz: float | None
     raw: dict
+    #: The optional ``orbitwatch_radiometry`` key: what the pixels are (None: the data type says).
+    encoding: str | None = None
 
 
 # --------------------------------------------------------------------------- typed lookups
@@ -236,7 +241,20 @@ def parse_sidecar(doc: dict, path: str | Path | None = None) -> CapellaMetadata:
         incidence_angle_deg=_num(doc, "collect.image.center_pixel.incidence_angle", path, required=False),
         prf_hz=_mean_prf(doc, path),
         raw=doc,
+        encoding=_encoding(doc, path),
     )
+
+
+def _encoding(doc: dict, path: str | Path | None) -> str | None:
+    """The optional ``orbitwatch_radiometry`` key, checked: a typo must not fall back to a guess."""
+    from pipelines.scene.radiometry import ENCODINGS
+
+    v = doc.get("orbitwatch_radiometry")
+    if v is None:
+        return None
+    if not isinstance(v, str) or v.strip().lower() not in ENCODINGS:
+        raise SidecarError(f"key 'orbitwatch_radiometry' must be one of {', '.join(ENCODINGS)}, got {v!r}", path)
+    return v.strip().lower()
 
 
 def load_json(path: str | Path) -> dict:

@@ -53,8 +53,10 @@ def product_kind(path: Path) -> str | None:
     return None
 
 
-def open_product(path: Path, kind: str, reflectance_scale: float | None = None, acquired: Any = None) -> Any:
-    """Open a product of ``kind`` (from :func:`product_kind`) as a Scene."""
+def open_product(path: Path, kind: str, reflectance_scale: float | None = None, acquired: Any = None,
+                 radiometry: str = "auto") -> Any:
+    """Open a product of ``kind`` (from :func:`product_kind`) as a Scene; ``radiometry`` (SAR pixel
+    encoding, see :mod:`pipelines.scene.radiometry`) matters only for a SAR STAC item."""
     from pipelines.errors import ProductError
 
     if kind == "landsat":
@@ -68,7 +70,7 @@ def open_product(path: Path, kind: str, reflectance_scale: float | None = None, 
     if kind == "sentinel-2":
         return sentinel2.open_safe(path if path.is_dir() else path.parent, reflectance_scale, acquired)
     if kind in ("stac-item", "stac-catalog", "stac-item-collection"):
-        return stac.open_stac_item(path, reflectance_scale, acquired)
+        return stac.open_stac_item(path, reflectance_scale, acquired, radiometry)
     raise ProductError(f"not a product orbitwatch reads ({kind})", path)
 
 

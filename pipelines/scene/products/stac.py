@@ -275,8 +275,9 @@ def _proj(obj: Any) -> tuple[Any, Any] | None:
 
 
 def open_stac_item(path: Path, reflectance_scale: float | None = None,
-                   acquired: datetime | None = None) -> Any:
-    """Open a STAC Item as a scene (SAR or optical; see the module docstring)."""
+                   acquired: datetime | None = None, radiometry: str = "auto") -> Any:
+    """Open a STAC Item as a scene (SAR or optical; see the module docstring). ``radiometry``: the
+    SAR data asset's pixel encoding (see :mod:`pipelines.scene.radiometry`); ignored for optical."""
     item = _read_item(path)
     props = item.properties
     own = _item_time(item, path)
@@ -284,7 +285,7 @@ def open_stac_item(path: Path, reflectance_scale: float | None = None,
                                     "no acquisition time: the item has no datetime / start_datetime and its id "
                                     "holds no product id")
     if any(k.startswith("sar:") for k in props) or any("/sar/" in u for u in item.stac_extensions):
-        return _open_sar_item(item, path, when, source)
+        return _open_sar_item(item, path, when, source, radiometry)
     mtl = next(((k, a) for k, a in item.assets.items()
                 if k.lower() in ("mtl.json", "mtl.txt") or (a.href or "").endswith(("_MTL.json", "_MTL.txt"))), None)
     if mtl is not None:
@@ -304,7 +305,7 @@ def open_stac_item(path: Path, reflectance_scale: float | None = None,
 # --------------------------------------------------------------------------- SAR
 
 
-def _open_sar_item(item: Any, path: Path, when: datetime, source: str) -> Any:
+def _open_sar_item(item: Any, path: Path, when: datetime, source: str, radiometry: str = "auto") -> Any:
     from pystac.extensions.sar import SarExtension
     from pystac.extensions.view import ViewExtension
 
@@ -340,7 +341,7 @@ def _open_sar_item(item: Any, path: Path, when: datetime, source: str) -> Any:
             raise StacError(f"SAR item without calibration: no 'metadata' asset (*_extended.json) and no Capella "
                             f"metadata in the ImageDescription of {tif.name}; orbitwatch calibrates SAR from "
                             "Capella's extended metadata", path)
-    scene = _open_sar(tif, header, doc, sidecar, None, "sidecar" if sidecar else TAG_SOURCE)
+    scene = _open_sar(tif, header, doc, sidecar, None, "sidecar" if sidecar else TAG_SOURCE, radiometry)
     sar = _ext(SarExtension, item)
     pols = [str(getattr(p, "value", p)) for p in (sar.polarizations or [])]
     meta_pol = scene.metadata.polarizations  # type: ignore[union-attr]
