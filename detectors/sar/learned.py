@@ -141,6 +141,16 @@ def required_overlap_px(spacing_m: float | tuple[float, float]) -> int:
     return int(math.ceil((MAX_VESSEL_LENGTH_M + 2 * CONTEXT_M) / sp))
 
 
+def _trained_spacing(meta: Mapping[str, Any]) -> tuple[float, float] | None:
+    """The weights' ``trained_spacing_m`` (a list in the .pt, its JSON text in ONNX metadata), or None."""
+    value = meta.get("trained_spacing_m")
+    try:
+        lo, hi = (float(v) for v in (json.loads(value) if isinstance(value, str) else value))
+    except (TypeError, ValueError):
+        return None
+    return lo, hi
+
+
 def _check_pyramid(pyramid: Any) -> tuple[int, ...]:
     """The ``pyramid`` option as integer factors (see :data:`PYRAMID`); DetectorInputError otherwise."""
     try:
@@ -213,13 +223,8 @@ class _SarLearnedBase:
         # The flows' caches key on `version`: ghost rejection, the pyramid and the fine pass
         # change detections for the same weights.
         self._base_version = f"{meta.get('version', MODEL_VERSION)}+post{POSTPROCESS_REVISION}"
-        try:
-            lo, hi = (float(v) for v in json.loads(meta["trained_spacing_m"])) if isinstance(
-                meta.get("trained_spacing_m"), str) else (float(v) for v in meta["trained_spacing_m"])
-        except (KeyError, TypeError, ValueError):
-            lo, hi = TRAINED_SPACING_M
         #: Input spacings (m) the weights were trained for (see :meth:`spacing_note`).
-        self.trained_spacing = (lo, hi)
+        self.trained_spacing = _trained_spacing(meta) or TRAINED_SPACING_M
 
     #: The second weights for coarse working grids, when loaded (see :meth:`uses_coarse`).
     coarse_meta: Mapping[str, Any] | None = None
@@ -234,12 +239,9 @@ class _SarLearnedBase:
                 meta.get("score_threshold", self.score_threshold))
             self._base_version = (f"{self.metadata.get('version', MODEL_VERSION)}+coarse{meta.get('version', '?')}"
                                   f"+post{POSTPROCESS_REVISION}")
-            try:
-                hi = json.loads(meta["trained_spacing_m"]) if isinstance(meta.get("trained_spacing_m"), str) \
-                    else meta["trained_spacing_m"]
-                self.trained_spacing = (self.trained_spacing[0], max(self.trained_spacing[1], float(hi[1])))
-            except (KeyError, TypeError, ValueError, IndexError):
-                pass
+            coarse = _trained_spacing(meta)
+            if coarse is not None:
+                self.trained_spacing = (self.trained_spacing[0], max(self.trained_spacing[1], coarse[1]))
 
     def uses_coarse(self, spacing: tuple[float, float]) -> bool:
         """Whether tiles of this spacing go to the coarse weights: loaded, and the working grid
