@@ -73,7 +73,7 @@ def test_malformed_options_name_the_item(items: list[str], words: str) -> None:
 def test_registry_lists_options_and_rejects_unknown_ones_by_name() -> None:
     assert {"fine_threshold", "score_threshold", "weights"} <= set(detector_options("sar-learned"))
     assert {"pfa", "guard_m"} <= set(detector_options("sar-cfar"))  # **params, listed by the CFAR
-    assert set(detector_options("sar-fused")) == {"cfar", "learned", "unconfirmed_min_score"}
+    assert set(detector_options("sar-fused")) == {"cascade", "cfar", "learned", "unconfirmed_min_score"}
     for name, bad in (("fire-learned", {"bogus": 1}), ("sar-cfar", {"bogus": 1}), ("sar-fused", {"bogus": 1}),
                       ("sar-fused", {"learned": {"bogus": 1}}), ("sar-learned", {"bogus": 1})):
         with pytest.raises(DetectorInputError, match="bogus"):

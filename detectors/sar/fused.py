@@ -100,9 +100,16 @@ class FusedSarDetector:
     version = "1.0"  # of the fusion rule; instances report "<learned version>+cfar<cfar version>"
 
     def __init__(self, device: torch.device | str | None = None, learned: dict[str, Any] | None = None,
-                 cfar: dict[str, Any] | None = None, unconfirmed_min_score: float | None = None) -> None:
+                 cfar: dict[str, Any] | None = None, unconfirmed_min_score: float | None = None,
+                 cascade: bool = False) -> None:
         """``learned`` / ``cfar``: keyword options passed to each inner detector;
-        ``unconfirmed_min_score``: see the module docstring (None keeps every learned detection)."""
+        ``unconfirmed_min_score``: see the module docstring (None keeps every learned detection);
+        ``cascade``: the network only on prescreened windows, the CFAR's objects among the
+        candidates (:mod:`detectors.sar.cascade`). Off by default: on the whole-scene CPU benchmark
+        (``benchmarks/results/scan_cpu.json``) land keeps most of a coastal tile in the windows, so it
+        does not yet buy the speed that would justify a default that differs from the full pass."""
+        if not isinstance(cascade, bool):
+            raise DetectorInputError(f"{self.name}: cascade must be true or false, got {cascade!r}")
         if unconfirmed_min_score is not None and not 0.0 <= float(unconfirmed_min_score) <= 1.0:
             raise DetectorInputError(f"{self.name}: unconfirmed_min_score must be in [0, 1], got {unconfirmed_min_score}")
         self.unconfirmed_min_score = None if unconfirmed_min_score is None else float(unconfirmed_min_score)
@@ -116,6 +123,7 @@ class FusedSarDetector:
         self.learned = LearnedSarDetector(device=device, **(learned or {}))
         self.cfar = CfarDetector(device=device, **(cfar or {}))
         self.device = self.learned.device
+        self.learned.cascade = cascade
         self.version = f"{self.learned.version}+cfar{self.cfar.version}"
 
     def required_overlap_px(self, spacing_m: float | tuple[float, float] = 0.5) -> int:
@@ -128,9 +136,11 @@ class FusedSarDetector:
 
     def detect_batch(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
                      valid: torch.Tensor | None = None) -> list[list[Detection]]:
-        """(B, H, W) tiles -> detections per tile."""
-        lb = self.learned.detect_batch(sigma0, spacing_m=spacing_m, valid=valid)
+        """(B, H, W) tiles -> detections per tile (the CFAR first: with the cascade its objects are
+        candidates the network looks at)."""
         cb = self.cfar.detect_batch(sigma0, spacing_m=spacing_m, valid=valid)
+        hints = [[(d.row, d.col) for d in dets] for dets in cb] if self.learned.cascade_on else None
+        lb = self.learned.detect_batch(sigma0, spacing_m=spacing_m, valid=valid, candidates=hints)
         return [fuse(a, b, spacing_m, self.name, self.unconfirmed_min_score) for a, b in zip(lb, cb)]
 
     def detect(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
@@ -147,5 +157,6 @@ class PreciseFusedSarDetector(FusedSarDetector):
     name = "sar-fused-precise"
 
     def __init__(self, device: torch.device | str | None = None, learned: dict[str, Any] | None = None,
-                 cfar: dict[str, Any] | None = None, unconfirmed_min_score: float | None = PRECISE_UNCONFIRMED) -> None:
-        super().__init__(device, learned, cfar, unconfirmed_min_score)
+                 cfar: dict[str, Any] | None = None, unconfirmed_min_score: float | None = PRECISE_UNCONFIRMED,
+                 cascade: bool = False) -> None:
+        super().__init__(device, learned, cfar, unconfirmed_min_score, cascade)

@@ -62,6 +62,7 @@ from detectors.errors import DetectorInputError
 from detectors.registry import detector_options, register
 from detectors.sar import network
 from detectors.sar.ambiguity import ghost_flags
+from detectors.sar.cascade import PRESCREEN_CH0, heads_in_windows, plan_windows, window_fraction
 from detectors.sar.decode import GHOST_EVIDENCE_FLOOR, Peak, TakenBlobs, decode_tile, peak_geometry
 from detectors.sar.fine_pass import (FINE_CANDIDATE_FLOOR, FINE_MAX_INPUT_SPACING_M, FINE_THRESHOLD, FineScores,
                                      confirm_small_candidates, fine_grid, fine_window_scores)
@@ -251,9 +252,23 @@ class _SarLearnedBase:
     @property
     def version(self) -> str:
         """Weights version + post-processing revision (+ a non-default fine pass): what caches key on."""
-        if self.fine_threshold == FINE_THRESHOLD:
-            return self._base_version
-        return self._base_version + ("+nofine" if self.fine_threshold is None else f"+fine{self.fine_threshold:g}")
+        v = self._base_version
+        if self.fine_threshold != FINE_THRESHOLD:
+            v += "+nofine" if self.fine_threshold is None else f"+fine{self.fine_threshold:g}"
+        return v + ("+cascade" if self.cascade_on else "")
+
+    #: The cascade (:mod:`detectors.sar.cascade`): the network on prescreened windows only. Off by
+    #: default; ``sar-fused`` (option ``cascade``) adds its CFAR objects as candidates.
+    cascade: bool = False
+    #: Its prescreen threshold (channel-0 units, :data:`~detectors.sar.cascade.PRESCREEN_CH0`).
+    prescreen: float = PRESCREEN_CH0
+    #: Share of the working pixels the network saw in the last :meth:`network_pass` (1.0 without the cascade).
+    last_window_fraction: float = 1.0
+
+    @property
+    def cascade_on(self) -> bool:
+        """Whether the network runs on prescreened windows only (see :attr:`cascade`)."""
+        return bool(self.cascade)
 
     # The pipeline asks for this to size tile overlaps.
     @staticmethod
@@ -261,8 +276,18 @@ class _SarLearnedBase:
         return required_overlap_px(spacing_m)
 
     def _set_options(self, refine_centres: bool, reject_ambiguities: bool, pyramid: Any,
-                     fine_threshold: float | None = FINE_THRESHOLD) -> None:
+                     fine_threshold: float | None = FINE_THRESHOLD, cascade: Any = False,
+                     prescreen: Any = PRESCREEN_CH0) -> None:
         """Post-processing options shared by both backends (see the class attributes)."""
+        if not isinstance(cascade, bool):
+            raise DetectorInputError(f"cascade must be true or false, got {cascade!r}")
+        self.cascade = cascade
+        try:
+            self.prescreen = float(prescreen)
+        except (TypeError, ValueError) as exc:
+            raise DetectorInputError(f"prescreen must be a number, got {prescreen!r}") from exc
+        if not math.isfinite(self.prescreen):
+            raise DetectorInputError(f"prescreen must be finite, got {prescreen!r}")
         self.refine_centres = bool(refine_centres)
         self.reject_ambiguities = bool(reject_ambiguities)
         self.pyramid = _check_pyramid(pyramid)
@@ -458,33 +483,50 @@ class _SarLearnedBase:
 
     @torch.no_grad()
     def network_pass(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
-                     valid: torch.Tensor | None = None) -> NetworkPass:
+                     valid: torch.Tensor | None = None,
+                     candidates: list[list[tuple[float, float]]] | None = None) -> NetworkPass:
         """The network's part of :meth:`detect_batch` for (B, H, W) tiles: heads on the working grid
         and the coarse grids, and the fine grid made on first use. :meth:`finish` turns it into
         detections at the detector's current settings - so a threshold sweep runs the network once
-        and the real post-processing at every threshold (``train_sar.choose_threshold``)."""
+        and the real post-processing at every threshold (``train_sar.choose_threshold``).
+        ``candidates``: per tile, (row, col) input pixels the cascade must look at (another
+        detector's objects); used only with :attr:`cascade` on."""
         spacing = self._check(sigma0, spacing_m, valid, batched=True)
         x, v = self._clean(sigma0, valid)  # once: the fine grid below is made from it too
         feats, power, vw = self._prepare_clean(x, v, spacing)
         coarse = self.uses_coarse(spacing)
         self._coarse_now = coarse  # read by _heads: which weights
         try:
-            return self._network_pass(x, v, feats, power, vw, sigma0, spacing, coarse)
+            return self._network_pass(x, v, feats, power, vw, sigma0, spacing, coarse, candidates)
         finally:
             self._coarse_now = False
 
     def _network_pass(self, x: torch.Tensor, v: torch.Tensor | None, feats: torch.Tensor, power: torch.Tensor,
-                      vw: torch.Tensor, sigma0: torch.Tensor, spacing: tuple[float, float], coarse: bool
-                      ) -> NetworkPass:
+                      vw: torch.Tensor, sigma0: torch.Tensor, spacing: tuple[float, float], coarse: bool,
+                      candidates: list[list[tuple[float, float]]] | None = None) -> NetworkPass:
         """:meth:`network_pass` once the tile is on the working grid and the weights are chosen."""
-        heat, reg = self.heads(feats)
+        windows = None
+        if self.cascade_on:  # the network on prescreened windows only (detectors.sar.cascade)
+            fr, fc = power.shape[-2] / sigma0.shape[-2], power.shape[-1] / sigma0.shape[-1]
+            pts = [[((r + 0.5) * fr - 0.5, (c + 0.5) * fc - 0.5) for r, c in (candidates[i] if candidates else ())]
+                   for i in range(feats.shape[0])]
+            windows = [plan_windows(feats[i], self.prescreen, points=pts[i]) for i in range(feats.shape[0])]
+            self.last_window_fraction = float(np.mean([window_fraction(w, tuple(feats.shape[-2:])) for w in windows]))
+
+        def run(inp: torch.Tensor, factor: int) -> tuple[torch.Tensor, torch.Tensor]:
+            if windows is None:
+                return self.heads(inp)
+            parts = [heads_in_windows(self.heads, inp[i:i + 1], windows[i], factor) for i in range(inp.shape[0])]
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+        heat, reg = run(feats, 1)
         ws = working_spacing(spacing)
         levels = []
         for f in self.pyramid_for(spacing):  # the same network on area-averaged f x f coarser grids
             p_c, v_c = to_working_grid(power, (ws, ws), vw, target_m=ws * f)
             if min(p_c.shape[-2:]) < _MIN_SIDE:
                 continue
-            h_c, r_c = self.heads(pad_to_multiple(normalise(p_c, v_c)))
+            h_c, r_c = run(pad_to_multiple(normalise(p_c, v_c)), f)
             levels.append((f, h_c, r_c, v_c))
         made: list[torch.Tensor] = []
 
@@ -524,9 +566,11 @@ class _SarLearnedBase:
 
     @torch.no_grad()
     def detect_batch(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
-                     valid: torch.Tensor | None = None) -> list[list[Detection]]:
-        """Several same-sized tiles at once (one network call): ``sigma0`` (B, H, W)."""
-        return self.finish(self.network_pass(sigma0, spacing_m=spacing_m, valid=valid))
+                     valid: torch.Tensor | None = None,
+                     candidates: list[list[tuple[float, float]]] | None = None) -> list[list[Detection]]:
+        """Several same-sized tiles at once (one network call): ``sigma0`` (B, H, W); ``candidates``:
+        see :meth:`network_pass`."""
+        return self.finish(self.network_pass(sigma0, spacing_m=spacing_m, valid=valid, candidates=candidates))
 
     @torch.no_grad()
     def detect(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
@@ -555,7 +599,7 @@ class LearnedSarDetector(_SarLearnedBase):
                  score_threshold: float | None = None, sha256: str | None = None, refine_centres: bool = True,
                  reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID,
                  fine_threshold: float | None = FINE_THRESHOLD, coarse_weights: str | Path | None = None,
-                 **kw: Any) -> None:
+                 cascade: bool = False, prescreen: float = PRESCREEN_CH0, **kw: Any) -> None:
         """``weights``: a ``.pt`` checkpoint (default: the shipped one), verified by sha256;
         ``coarse_weights``: a second checkpoint for inputs coarser than 1 m (default: the shipped
         ``sar_centernet_coarse.pt`` when there is one and ``weights`` is the default; ``"none"``: one
@@ -565,12 +609,15 @@ class LearnedSarDetector(_SarLearnedBase):
         ``reject_ambiguities``: drop azimuth ghosts (:mod:`detectors.sar.ambiguity`, default on);
         ``pyramid``: coarse-grid factors searched for large ships (:data:`PYRAMID`; () for none);
         ``fine_threshold``: the fine confirmation pass for small boats (:data:`FINE_THRESHOLD`;
-        None: off)."""
+        None: off);
+        ``cascade``: the network on prescreened windows only (:mod:`detectors.sar.cascade`; default
+        off; ``sar-fused.cascade=true`` adds its CFAR's objects as candidates); ``prescreen``: its
+        threshold (:data:`PRESCREEN_CH0`)."""
         if kw:
             raise DetectorInputError(f"sar-learned: unknown option(s) {', '.join(sorted(kw))}; known: {', '.join(detector_options(self.name))}")
         net, meta = load_checkpoint(weights, sha256)
         super().__init__(device, score_threshold, meta)
-        self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold)
+        self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold, cascade, prescreen)
         self.net = SarCenterNetExport(net).to(self.device).eval()
         # --- radiation hardening hook (detectors/integrity.py): live weights re-hashed every few
         # batches; a bit flip is restored from the golden copy, else from the verified file.
@@ -605,10 +652,11 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
                  score_threshold: float | None = None, sha256: str | None = None, refine_centres: bool = True,
                  reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID,
                  fine_threshold: float | None = FINE_THRESHOLD, coarse_weights: str | Path | None = None,
-                 **kw: Any) -> None:
+                 cascade: bool = False, prescreen: float = PRESCREEN_CH0, **kw: Any) -> None:
         """``weights``: an ``.onnx`` file (default: the shipped one), verified by sha256; its
         metadata carries the threshold and version. ``refine_centres``, ``reject_ambiguities``,
-        ``pyramid``, ``fine_threshold``, ``coarse_weights`` (an ``.onnx`` here): as for ``sar-learned``."""
+        ``pyramid``, ``fine_threshold``, ``coarse_weights`` (an ``.onnx`` here), ``cascade``,
+        ``prescreen``: as for ``sar-learned``."""
         from detectors.onnx_runtime import make_session, onnx_metadata
 
         if kw:
@@ -617,7 +665,7 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
         path = verify_weights(network.ONNX_FILE if weights is None else weights, sha256)
         meta = onnx_metadata(path)
         super().__init__(device, score_threshold, meta)
-        self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold)
+        self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold, cascade, prescreen)
         self.session = make_session(path, self.device)
         self.providers = list(self.session.get_providers())
         self.coarse_session = None
