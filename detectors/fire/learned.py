@@ -112,12 +112,13 @@ _MIN_REFLECTANCE = -0.05
 _CHUNK = 1 << 20
 
 
-def _box_sum(x: torch.Tensor, half: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _box_sum(x: torch.Tensor, half: int, dim: int, acc: torch.dtype = torch.float64
+             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum over a (2 half + 1) window along ``dim``, clipped to the array, by a float64 running
     sum c: sum[i] = c[min(i + half, n - 1)] - c[i - half - 1] (c[-1] = 0), written region by
     region; and the number of pixels each clipped window holds."""
     n = x.shape[dim]
-    c = torch.cumsum(x.to(torch.float64), dim=dim)
+    c = torch.cumsum(x.to(acc), dim=dim)
     out = torch.empty_like(c)
     hi = min(half, n - 1)  # i in [0, h]: nothing to subtract; c[i + h] while inside, then c[n - 1]
     inside = max(0, min(hi, n - 1 - half) + 1)
@@ -136,20 +137,25 @@ def _box_sum(x: torch.Tensor, half: int, dim: int) -> tuple[torch.Tensor, torch.
             torch.sub(last.expand_as(out.narrow(dim, half + 1 + top, m - top)), c.narrow(dim, top, m - top),
                       out=out.narrow(dim, half + 1 + top, m - top))
     i = torch.arange(n, device=x.device)
-    cnt = ((i + half + 1).clamp(max=n) - (i - half).clamp(min=0)).to(torch.float64)
+    cnt = ((i + half + 1).clamp(max=n) - (i - half).clamp(min=0)).to(acc)
     return out, cnt
 
 
-def box_mean(x: torch.Tensor, k: int, count_include_pad: bool = True) -> torch.Tensor:
+def box_mean(x: torch.Tensor, k: int, count_include_pad: bool = True, acc: torch.dtype = torch.float64
+             ) -> torch.Tensor:
     """``F.avg_pool2d(x, k, stride=1, padding=k // 2, count_include_pad=...)`` of a (B, C, H, W) tensor
     from running sums.
 
     Why: torch's CPU average pool costs k^2 per pixel (a 15 x 15 window: 225 adds, 31 x 31: 961)
     and the pools were most of a ``fire-learned`` tile on a CPU; running sums cost the same for
-    every window size. float64 sums keep the result equal to the pool's to float32 rounding."""
+    every window size. float64 sums (``acc``) keep the result equal to the pool's to float32
+    rounding; float32 ones are ~1e-4 off over a 2048 px tile, enough for a prescreen."""
     h = k // 2
-    rows, nr = _box_sum(x, h, -2)
-    both, nc = _box_sum(rows, h, -1)
+    if torch.onnx.is_in_onnx_export():  # the exported graph keeps the pool (ONNX AveragePool), whose
+        # result this equals; the slice writes below do not trace into a graph
+        return F.avg_pool2d(x, k, stride=1, padding=h, count_include_pad=count_include_pad)
+    rows, nr = _box_sum(x, h, -2, acc)
+    both, nc = _box_sum(rows, h, -1, acc)
     n = float(k * k) if count_include_pad else nr[:, None] * nc[None, :]
     return (both / n).to(x.dtype)
 
@@ -162,7 +168,7 @@ CASCADE_BLOCK = 32
 #: Chosen on validation by the rule written in ``benchmarks/experiments/try_fire_cascade.py`` (the
 #: highest candidate whose fire masks equal the full pass's on every tile): 0.08 - identical on
 #: the 40 validation tiles (seeds 5000-5019, 5100-5119) and the real Sentinel-2 scene, the network
-#: on 10 % of the pixels (36 % at most), 8.5 vs 55.5 CPU seconds with the intensity background also windowed
+#: on 10 % of the pixels (36 % at most), 8.4 vs 55.5 CPU seconds with the intensity background also windowed
 #: (``benchmarks/results/fire_cascade_validation.json``). A fire front's excess is far above it;
 #: its weak edge pixels lie in the blocks (and the one-block ring) its core marks.
 PRESCREEN_EXCESS = 0.08
@@ -526,8 +532,8 @@ class _LearnedFireBase:
 
         h, w = int(x.shape[-2]), int(x.shape[-1])
         s16, s22 = x[:, 0:1].clamp(-0.05, 4.0), x[:, 1:2].clamp(-0.05, 4.0)
-        a16 = box_mean(s16, CONTEXT_KERNEL, count_include_pad=False)
-        a22 = box_mean(s22, CONTEXT_KERNEL, count_include_pad=False)
+        a16 = box_mean(s16, CONTEXT_KERNEL, count_include_pad=False, acc=torch.float32)  # a prescreen only
+        a22 = box_mean(s22, CONTEXT_KERNEL, count_include_pad=False, acc=torch.float32)
         excess = s22 - s16 * (a22 + 0.01) / (a16 + 0.01)
         marked = F.max_pool2d((excess >= PRESCREEN_EXCESS).to(torch.float32), CASCADE_BLOCK, CASCADE_BLOCK,
                               ceil_mode=True)
