@@ -502,8 +502,6 @@ class _LearnedFireBase:
     cascade: bool | None = None
     #: Share of the tile's pixels the network saw in the last :meth:`fire_probability`.
     last_window_fraction: float = 1.0
-    #: Its windows (None: the full pass), which also bound where :meth:`detect` needs an intensity.
-    _windows: list[tuple[int, int, int, int]] | None = None
 
     @property
     def cascade_on(self) -> bool:
@@ -524,10 +522,14 @@ class _LearnedFireBase:
         network sees nothing beyond its receptive field, so inside a window the result is the full
         pass's (to float rounding); what the cascade can change is only a fire pixel in a block
         the prescreen left out (validated: :data:`PRESCREEN_EXCESS`)."""
-        self._windows = None
+        return self._probability_windows(x)[0]
+
+    def _probability_windows(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int, int, int]] | None]:
+        """:meth:`fire_probability` and its windows (None: the full pass), which also bound where
+        :meth:`detect` needs an intensity background."""
         if not self.cascade_on:
             self.last_window_fraction = 1.0
-            return self._probability(x)
+            return self._probability(x), None
         from detectors.windows import window_fraction, windows_from_blocks
 
         h, w = int(x.shape[-2]), int(x.shape[-1])
@@ -539,7 +541,6 @@ class _LearnedFireBase:
                               ceil_mode=True)
         marked = F.max_pool2d(marked, 3, 1, 1)[0, 0].cpu().numpy() > 0
         windows = windows_from_blocks(marked, CASCADE_BLOCK, (h, w))
-        self._windows = windows
         self.last_window_fraction = window_fraction(windows, (h, w))
         prob = torch.zeros((h, w), dtype=torch.float32, device=self.device)
         m = self.receptive_half + 2
@@ -547,7 +548,7 @@ class _LearnedFireBase:
             a0, a1, b0, b1 = max(0, r0 - m), min(h, r1 + m), max(0, c0 - m), min(w, c1 + m)
             p = self._probability(x[..., a0:a1, b0:b1]).to(self.device, torch.float32)
             prob[r0:r1, c0:c1] = p[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
-        return prob
+        return prob, windows
 
     @torch.no_grad()
     def detect(self, bands: Mapping[str, torch.Tensor], *, pixel_size_m: float,
@@ -563,18 +564,19 @@ class _LearnedFireBase:
         if not (10.0 <= ps <= 60.0):
             log.warning("%s: pixel size %.1f m is outside the 15-40 m the model was trained on", self.name, ps)
         x, ok = self._prepare(bands, valid)
-        prob = self.fire_probability(x).to(self.device, torch.float32)
+        prob, windows = self._probability_windows(x)
+        prob = prob.to(self.device, torch.float32)
         fire = (prob >= self.threshold) & ok
         conf = torch.where(fire, prob, torch.zeros_like(prob))
         s22 = x[0, 1]
         keep = ok & ~fire
-        if self._windows is None:
+        if windows is None:
             bg = _masked_mean(s22, keep, INTENSITY_HALF)
         else:  # every fire pixel lies in a window: the background only there, with its own context
             bg = torch.zeros_like(s22)
             h, w = s22.shape
             m = INTENSITY_HALF
-            for r0, r1, c0, c1 in self._windows:
+            for r0, r1, c0, c1 in windows:
                 a0, a1, b0, b1 = max(0, r0 - m), min(h, r1 + m), max(0, c0 - m), min(w, c1 + m)
                 part = _masked_mean(s22[a0:a1, b0:b1], keep[a0:a1, b0:b1], m)
                 bg[r0:r1, c0:c1] = part[r0 - a0:r1 - a0, c0 - b0:c1 - b0]

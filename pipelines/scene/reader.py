@@ -350,6 +350,7 @@ class Scene:
         self._ds: Any = None
         self._coverage: BlockCoverage | None = None
         self._coverage_known = False
+        self._luts: dict[tuple[str, str, float], np.ndarray] = {}  # see _sigma0_lut
         self.radiometry = None
 
     # ---------------------------------------------------------------- lifecycle
@@ -500,8 +501,7 @@ class Scene:
             amp = np.hypot(raw[0].astype(np.float64), raw[1].astype(np.float64))
             valid = amp > 0
             sigma0 = (amp * rad.gain) ** 2
-        elif raw[0].dtype in (np.uint8, np.uint16) and (rad.encoding in ("amplitude", "intensity")
-                                                         or (rad.encoding == "display" and raw[0].dtype == np.uint8)):
+        elif raw[0].dtype in (np.uint8, np.uint16) and _cannot_be_wrong(raw[0].dtype, rad.encoding):
             # 8/16-bit counts (every Capella GEO): one lookup per pixel in a table of all 2^16 values,
             # made by the general float64 path below, so the result is bit-identical to it at a
             # fraction of its cost (that path's float64 temporaries made calibration ~3/4 of a read).
@@ -520,9 +520,7 @@ class Scene:
             valid = finite & (values != 0)
             if nodata is not None and not math.isnan(nodata):
                 valid &= band != nodata
-            # Unsigned amplitude / intensity and 8-bit display values cannot be wrong: nothing to check.
-            if not (band.dtype.kind == "u" and (rad.encoding in ("amplitude", "intensity")
-                                                or (rad.encoding == "display" and band.dtype.itemsize == 1))):
+            if not _cannot_be_wrong(band.dtype, rad.encoding):
                 r, c, h, w = win
                 check_values(values, valid, rad.encoding, self.data_path,
                              f"in window rows {r}..{r + h} cols {c}..{c + w}", rad.source == "override")
@@ -533,11 +531,10 @@ class Scene:
     def _sigma0_lut(self, dtype: np.dtype, rad: Radiometry) -> np.ndarray:
         """float32 sigma0 of every value of an 8/16-bit band under ``rad`` (cached per scene)."""
         key = (np.dtype(dtype).str, rad.encoding, rad.gain)
-        cache = self.__dict__.setdefault("_luts", {})
-        if key not in cache:
+        if key not in self._luts:
             values = np.arange(np.iinfo(dtype).max + 1, dtype=np.float64)
-            cache[key] = to_sigma0(values, rad.encoding, rad.gain).astype(np.float32)
-        return cache[key]
+            self._luts[key] = to_sigma0(values, rad.encoding, rad.gain).astype(np.float32)
+        return self._luts[key]
 
     def _optical(self, raw: np.ndarray, win: tuple[int, int, int, int],
                  absent: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -653,6 +650,12 @@ _NATIVE_STORAGE = {"UInt16": "uint16", "Float32": "float", "CInt16": "complex"}
 SAMPLE_WHOLE_PX = 1 << 22
 SAMPLE_GRID = 4
 SAMPLE_SIDE = 256
+
+
+def _cannot_be_wrong(dtype: np.dtype, encoding: str) -> bool:
+    """Unsigned amplitude / intensity and 8-bit display values cannot be wrong: nothing to check."""
+    dt = np.dtype(dtype)
+    return dt.kind == "u" and (encoding in ("amplitude", "intensity") or (encoding == "display" and dt.itemsize == 1))
 
 
 def _storage(header: _Header) -> str | None:
