@@ -27,8 +27,12 @@ What is checked, and what the redundant copies are (explicitly):
 Cost: hashing the ~1 MB of shipped weights takes ~1-2 ms on CPU (plus a device-to-host copy on
 CUDA), so checking every 32 batches is noise next to inference. A restoration that does not
 make the hashes agree again (a stuck memory cell) raises :class:`~detectors.errors.WeightsError`:
-the detector must not keep running on weights it cannot trust. ONNX sessions keep their weights
-inside onnxruntime, out of reach of this check; only their file is verified (at load).
+the detector must not keep running on weights it cannot trust.
+
+* **onnxruntime sessions** -- :class:`SessionGuard`: onnxruntime keeps the weights inside the
+  session, out of reach of a hash, so the session is *rebuilt* on the same schedule from the
+  model bytes kept in host memory (checked against the file's SHA-256 first; the file is read
+  again when that copy was hit). A flip inside the session lives at most until the next rebuild.
 
 Packets carry their own CRC (``pipelines/alerts/packets.py``); that is checked on the ground.
 """
@@ -196,6 +200,19 @@ class IntegrityReport:
     restored_from: str | None = None  # "golden" / "reload": live weights restored; "live": golden copy re-taken
 
 
+def _check_schedule(guard: "WeightGuard | SessionGuard") -> None:
+    """WeightsError unless a guard's schedule can fire: at least every call, a positive period."""
+    if guard.every_calls < 1 or not guard.every_seconds > 0:
+        raise WeightsError(f"{guard.name}: every_calls must be >= 1 and every_seconds > 0, got "
+                           f"{guard.every_calls}, {guard.every_seconds}")
+
+
+def _due(guard: "WeightGuard | SessionGuard") -> bool:
+    """Count one use of a guarded model; True when its check is due (calls or seconds)."""
+    guard._calls += 1
+    return guard._calls >= guard.every_calls or time.monotonic() - guard._last >= guard.every_seconds
+
+
 @dataclass
 class WeightGuard:
     """Periodic in-memory check of a module's weights with restoration from a redundant copy.
@@ -218,9 +235,7 @@ class WeightGuard:
     _last: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
-        if self.every_calls < 1 or not self.every_seconds > 0:
-            raise WeightsError(f"{self.name}: every_calls must be >= 1 and every_seconds > 0, got "
-                               f"{self.every_calls}, {self.every_seconds}")
+        _check_schedule(self)
         self._snapshot()
 
     def _snapshot(self) -> None:
@@ -293,7 +308,71 @@ class WeightGuard:
 
     def tick(self) -> IntegrityReport | None:
         """Count one use; run :meth:`verify` when ``every_calls`` uses or ``every_seconds`` have passed."""
-        self._calls += 1
-        if self._calls >= self.every_calls or time.monotonic() - self._last >= self.every_seconds:
-            return self.verify()
-        return None
+        return self.verify() if _due(self) else None
+
+
+@dataclass
+class SessionGuard:
+    """An onnxruntime session whose copy of the weights is rebuilt on a schedule from a verified spare.
+
+    Why not :class:`WeightGuard`: onnxruntime keeps the weights inside the session, in its own
+    layout, and offers no way to read them back, so they cannot be re-hashed. What can be done is
+    to bound how long a flipped bit there lives: every ``every_calls`` uses (or ``every_seconds``)
+    the session is replaced by one built from the model's bytes held in host memory - after those
+    bytes are checked against the SHA-256 the file was verified with at load. If the spare was hit
+    too, the file is read again through :func:`read_verified` (with its backups). Building a
+    session of the shipped SAR network takes ~15 ms, against seconds per batch on a CPU.
+
+    ``make``: the model bytes -> a session (:func:`detectors.onnx_runtime.make_session`);
+    ``path`` / ``backups``: the verified file, re-read when the in-memory spare fails its hash.
+    """
+
+    path: Path
+    make: Callable[[bytes], object]
+    backups: tuple[Path, ...] = ()
+    sha256: str | None = None  # the expected digest when given, else the recorded one
+    every_calls: int = 32
+    every_seconds: float = 60.0
+    name: str = "model"
+    refreshes: int = 0  # sessions rebuilt on schedule
+    reloads: int = 0  # times the in-memory spare failed its hash and the file was read again
+    _bytes: bytes = field(default=b"", repr=False)
+    _sha: str = field(default="", repr=False)
+    _session: object = field(default=None, repr=False)
+    _calls: int = field(default=0, repr=False)
+    _last: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_schedule(self)
+        self.path = Path(self.path)
+        self._load_file()
+        self._session = self.make(self._bytes)
+        self._last = time.monotonic()
+
+    def _load_file(self) -> None:
+        data, check = read_verified(self.path, sha256=self.sha256, backups=self.backups)
+        self._bytes, self._sha = data, check.sha256
+
+    @property
+    def session(self) -> object:
+        """The live session (replaced by :meth:`refresh`; do not keep a reference across ticks)."""
+        return self._session
+
+    def refresh(self) -> str:
+        """Rebuild the session from the spare ("golden"), or from the file when the spare fails
+        its hash ("reload"); returns which."""
+        self._calls = 0
+        self._last = time.monotonic()
+        source = "golden"
+        if sha256_bytes(self._bytes) != self._sha:
+            log.error("%s: in-memory copy of %s corrupted; reading the verified file again", self.name, self.path.name)
+            self._load_file()
+            self.reloads += 1
+            source = "reload"
+        self._session = self.make(self._bytes)
+        self.refreshes += 1
+        return source
+
+    def tick(self) -> str | None:
+        """Count one use; :meth:`refresh` when ``every_calls`` uses or ``every_seconds`` have passed."""
+        return self.refresh() if _due(self) else None

@@ -57,35 +57,45 @@ def providers_for(device: torch.device | str | None) -> list[str]:
 
 
 def make_session(path: str | Path, device: torch.device | str | None = None,
-                 intra_op_threads: int | None = None) -> Any:
+                 intra_op_threads: int | None = None, model: bytes | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` for ``path`` with providers in TensorRT, CUDA, CPU order.
 
     ``device`` selects whether GPU providers are requested at all (a CPU detector must stay on the
     CPU even on a GPU machine). ``intra_op_threads`` caps CPU threads (None: onnxruntime's default).
+    ``model``: the file's bytes, already read and verified (a session rebuilt from the in-memory
+    copy, :class:`detectors.integrity.SessionGuard`); ``path`` then only names it in messages.
     The providers actually in use are logged, because onnxruntime silently drops one whose
     libraries do not load.
     """
     ort = _ort()
     p = Path(path)
-    if not p.is_file():
+    if model is None and not p.is_file():
         raise WeightsError(f"ONNX model not found: {p}")
+    source: str | bytes = str(p) if model is None else model
     opts = ort.SessionOptions()
     if intra_op_threads is not None:
         opts.intra_op_num_threads = int(intra_op_threads)
     providers = providers_for(device)
     try:
-        sess = ort.InferenceSession(str(p), sess_options=opts, providers=providers)
+        sess = ort.InferenceSession(source, sess_options=opts, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph...)
         if providers != ["CPUExecutionProvider"]:
             log.warning("onnxruntime could not start %s with %s (%s); retrying on CPU", p.name, providers, exc)
             try:
-                sess = ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
+                sess = ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
             except Exception as exc2:
                 raise WeightsError(f"onnxruntime cannot load {p}: {exc2}") from exc2
         else:
             raise WeightsError(f"onnxruntime cannot load {p}: {exc}") from exc
     log.info("onnxruntime session for %s: providers %s", p.name, sess.get_providers())
     return sess
+
+
+def session_metadata(session: Any) -> dict[str, str]:
+    """The custom string metadata of a loaded session's model. Why beside :func:`onnx_metadata`:
+    importing the ``onnx`` package costs ~0.7 s of a CPU scan's start-up (its ml_dtypes extension),
+    and a detector that has its session already reads the same strings from onnxruntime."""
+    return dict(session.get_modelmeta().custom_metadata_map)
 
 
 def onnx_metadata(path: str | Path) -> dict[str, str]:

@@ -236,3 +236,19 @@ def test_cpu_and_cuda_agree() -> None:
         assert gpu.mask.is_cuda
         assert torch.equal(cpu.mask, gpu.mask.cpu()), algo
         assert torch.allclose(cpu.confidence, gpu.confidence.cpu(), atol=1e-4), algo
+
+
+def test_integral_images_equal_torch_cumsums_bit_for_bit() -> None:
+    """The CPU integral image (numpy cumsums into a padded buffer) is the torch expression it
+    replaced, exactly: the contextual tests' thresholds compare against these sums."""
+    import torch.nn.functional as F
+
+    from detectors.fire.rules import _integral_image
+
+    g = torch.Generator().manual_seed(4)
+    for shape, dtype in (((257, 190), torch.float32), ((64, 1), torch.float64), ((1, 33), torch.float32)):
+        v = torch.rand(shape, generator=g, dtype=torch.float64).to(dtype) * 1e3
+        want = F.pad(v.double().cumsum(0).cumsum(1), (1, 0, 1, 0))
+        got = _integral_image(v)
+        assert got.dtype == torch.float64 and got.shape == (shape[0] + 1, shape[1] + 1)
+        assert torch.equal(got, want)

@@ -19,7 +19,7 @@ import torch
 
 from detectors.errors import WeightsError
 from detectors.fire.learned import LearnedFireDetector
-from detectors.integrity import WeightGuard, read_verified, recorded_sha256, scrub, sha256_file, state_hash
+from detectors.integrity import SessionGuard, WeightGuard, read_verified, recorded_sha256, scrub, sha256_file, state_hash
 from detectors.sar.learned import PT_FILE as SAR_PT
 from detectors.sar.learned import LearnedSarDetector
 from detectors.synth.optical import make_optical_tile
@@ -64,15 +64,15 @@ def _flip_tensor_bit(t: torch.Tensor, index: int = 0, bit: int = 30) -> None:
 
 @pytest.fixture(scope="module")
 def clean_sar(sar_tile: tuple) -> list[tuple]:
-    out = _dets(LearnedSarDetector(), sar_tile)
+    out = _dets(LearnedSarDetector(runtime="torch"), sar_tile)
     assert out, "the clean model must find the scene's vessels for this test to mean anything"
     return out
 
 
 def test_shipped_weights_match_their_checksums() -> None:
     checks = scrub(WEIGHTS, repair=False)
-    assert {c.path.name for c in checks} == {"sar_centernet.pt", "sar_centernet.onnx", "fire_unet.pt",
-                                            "fire_unet.onnx"}
+    assert {c.path.name for c in checks} == {"sar_centernet.pt", "sar_centernet.onnx", "sar_centernet_int8.onnx",
+                                            "fire_unet.pt", "fire_unet.onnx"}
     assert not any(c.upset for c in checks)
     for c in checks:
         assert sha256_file(c.path) == recorded_sha256(c.path) == c.sha256
@@ -123,7 +123,7 @@ def test_scrub_repairs_a_weights_folder(tmp_path: Path) -> None:
 
 def test_flipped_bit_in_loaded_sar_weights_is_restored_from_golden_copy(
         sar_tile: tuple, clean_sar: list[tuple]) -> None:
-    det = LearnedSarDetector()
+    det = LearnedSarDetector(runtime="torch")
     det.integrity.every_calls = 10_000  # no scheduled check yet: show the flip does damage first
     ref = det.integrity.reference_hash
     name, weight = next((k, v) for k, v in det.net.state_dict().items() if v.dtype == torch.float32 and v.ndim == 4)
@@ -139,7 +139,7 @@ def test_flipped_bit_in_loaded_sar_weights_is_restored_from_golden_copy(
 
 def test_scheduled_check_restores_before_the_next_batch(sar_tile: tuple, clean_sar: list[tuple]) -> None:
     """The detector's own hook: with every_calls=2, the flip is repaired at the 2nd network call."""
-    det = LearnedSarDetector()
+    det = LearnedSarDetector(runtime="torch")
     guard = det.integrity
     guard.every_calls = 2
     guard.verify()  # resets the call counter
@@ -152,7 +152,7 @@ def test_scheduled_check_restores_before_the_next_batch(sar_tile: tuple, clean_s
 
 
 def test_golden_copy_hit_too_falls_back_to_verified_file(sar_tile: tuple, clean_sar: list[tuple]) -> None:
-    det = LearnedSarDetector()
+    det = LearnedSarDetector(runtime="torch")
     guard = det.integrity
     ref = guard.reference_hash
     golden = bytearray(guard._golden)
@@ -167,7 +167,7 @@ def test_golden_copy_hit_too_falls_back_to_verified_file(sar_tile: tuple, clean_
 
 
 def test_golden_copy_hit_alone_is_retaken_from_live_weights() -> None:
-    det = LearnedSarDetector()
+    det = LearnedSarDetector(runtime="torch")
     guard = det.integrity
     before = guard._golden
     guard._golden = before[:100] + bytes([before[100] ^ 0x80]) + before[101:]
@@ -195,4 +195,64 @@ def test_flipped_bit_in_loaded_fire_weights_is_restored(fire_bands: dict[str, to
 def test_guard_rejects_nonsense_schedule() -> None:
     with pytest.raises(WeightsError, match="every_calls"):
         WeightGuard(torch.nn.Linear(2, 2), every_calls=0)
+    with pytest.raises(WeightsError, match="every_calls"):
+        SessionGuard(WEIGHTS / "sar_centernet.onnx", make=lambda b: None, every_seconds=0.0)
+
+
+def _flipped_onnx(data: bytes) -> bytes:
+    """The ONNX model with the exponent's top bit flipped in the first element of its first 4-D
+    float initializer (a conv kernel): what a DRAM upset in onnxruntime's copy of it would be."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load_from_string(data)
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32 and arr.ndim == 4:
+            flat = arr.copy().reshape(-1).view(np.int32)
+            flat[0] ^= 1 << 30
+            init.CopyFrom(numpy_helper.from_array(flat.view(np.float32).reshape(arr.shape), init.name))
+            return model.SerializeToString()
+    raise AssertionError("no conv kernel in the model")
+
+
+def test_flipped_bit_in_an_onnxruntime_session_lives_only_until_the_scheduled_rebuild(
+        sar_tile: tuple, clean_sar: list[tuple]) -> None:
+    """The CPU default runs the network in onnxruntime, whose weights cannot be re-hashed: the session
+    is rebuilt from the verified in-memory copy on schedule instead (SessionGuard)."""
+    det = LearnedSarDetector(device="cpu")
+    assert det.runtime == "onnxruntime" and det.sessions is not None
+    clean = _dets(det, sar_tile)
+    assert [(k, round(r, 2), round(c, 2), round(s, 4), n) for k, r, c, s, n in clean] == \
+        [(k, round(r, 2), round(c, 2), round(s, 4), n) for k, r, c, s, n in clean_sar]  # the torch model's
+    guard = det.sessions
+    guard.every_calls = 10_000
+    guard.refresh()
+    guard._session = guard.make(_flipped_onnx(guard._bytes))  # the session's copy hit
+    assert _dets(det, sar_tile) != clean  # one flipped bit changes what the model reports
+    guard.every_calls = 1  # the next call's hook rebuilds the session first
+    assert _dets(det, sar_tile) == clean
+    assert guard.refreshes >= 2 and guard.reloads == 0  # (one per network call of that detect)
+
+
+def test_hit_spare_of_an_onnx_session_is_read_again_from_the_verified_file(sar_tile: tuple) -> None:
+    det = LearnedSarDetector(device="cpu")
+    clean = _dets(det, sar_tile)
+    guard = det.sessions
+    good = guard._bytes
+    guard._bytes = good[:5000] + bytes([good[5000] ^ 0x10]) + good[5001:]
+    assert guard.refresh() == "reload"
+    assert guard._bytes == good and guard.reloads == 1
+    assert _dets(det, sar_tile) == clean
+
+
+def test_onnx_session_whose_file_and_spare_are_both_hit_is_refused(tmp_path: Path) -> None:
+    onnx_file = tmp_path / "sar_centernet.onnx"
+    shutil.copy(WEIGHTS / "sar_centernet.onnx", onnx_file)
+    shutil.copy(WEIGHTS / "sar_centernet.onnx.sha256", tmp_path)
+    guard = SessionGuard(onnx_file, make=lambda b: b"session")
+    guard._bytes = b"hit" + guard._bytes[3:]
+    _flip_file_bit(onnx_file, 4000)
+    with pytest.raises(WeightsError, match="matches its recorded sha256"):
+        guard.refresh()
 

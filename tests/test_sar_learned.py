@@ -17,7 +17,7 @@ from detectors.sar import fine_pass as FP
 from detectors.sar import learned as L
 from detectors.sar import network as N
 from detectors.sar.learned import LearnedSarDetector, LearnedSarOnnxDetector, required_overlap_px
-from detectors.sar.network import ONNX_FILE, PT_FILE, verify_weights
+from detectors.sar.network import ONNX_FILE, PT_FILE, sha256_file, verify_weights
 
 pytestmark = pytest.mark.skipif(not (PT_FILE.is_file() and ONNX_FILE.is_file()),
                                 reason="shipped SAR weights missing (run detectors.training.train_sar)")
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not (PT_FILE.is_file() and ONNX_FILE.is_file()),
 
 @pytest.fixture(scope="module")
 def det_torch() -> LearnedSarDetector:
-    return LearnedSarDetector(device="cpu")
+    return LearnedSarDetector(device="cpu", runtime="torch")
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +135,45 @@ def test_torch_and_onnxruntime_agree(det_torch: LearnedSarDetector, det_onnx: Le
         assert abs(a.row - b.row) < 1e-2 and abs(a.col - b.col) < 1e-2
         assert abs(a.score - b.score) < 1e-3 and a.kind == b.kind
         assert a.detector == "sar-learned" and b.detector == "sar-learned-onnx"
+
+
+def test_runtime_auto_is_onnxruntime_on_a_cpu_with_the_same_detections(
+        det_torch: LearnedSarDetector, ship_tile: np.ndarray) -> None:
+    """The CPU default runs the shipped network's ONNX twin (4-5x faster there); on a generated
+    0.5 m scene, with the fine pass and the pyramid at work, it reports what torch reports."""
+    from detectors.synth.sar import make_sar_scene
+
+    auto = LearnedSarDetector(device="cpu")
+    assert auto.runtime == "onnxruntime" and det_torch.runtime == "torch" and auto.version == det_torch.version
+    scene = make_sar_scene(944, 768, 768, 0.5)
+    x, v = torch.from_numpy(scene.sigma0_from_dn()), torch.from_numpy(scene.dn > 0)
+    a, b = auto.detect(x, spacing_m=(0.5, 0.5), valid=v), det_torch.detect(x, spacing_m=(0.5, 0.5), valid=v)
+    assert len(a) == len(b) >= 3
+    for p, q in zip(a, b):
+        assert (p.kind, p.length_m) == (q.kind, q.length_m) and abs(p.row - q.row) < 1e-3 and abs(p.score - q.score) < 1e-5
+
+
+def test_runtime_option_checks(tmp_path: Path) -> None:
+    with pytest.raises(DetectorInputError, match="runtime must be one of auto, torch, onnxruntime"):
+        LearnedSarDetector(device="cpu", runtime="tensorflow")
+    mine = tmp_path / PT_FILE.name
+    shutil.copy(PT_FILE, mine)
+    shutil.copy(PT_FILE.with_name(PT_FILE.name + ".sha256"), tmp_path)
+    assert LearnedSarDetector(device="cpu", weights=mine).runtime == "torch"  # a user's .pt: no known twin
+    with pytest.raises(WeightsError, match="sar_centernet.onnx.*not found|not found.*sar_centernet.onnx"):
+        LearnedSarDetector(device="cpu", weights=mine, runtime="onnxruntime")
+    # a twin that is another model's export is refused, naming what differs
+    from detectors.onnx_runtime import stamp_metadata, onnx_metadata
+
+    twin = tmp_path / ONNX_FILE.name
+    shutil.copy(ONNX_FILE, twin)
+    stamp_metadata(twin, {**onnx_metadata(ONNX_FILE), "version": "0.0.9"}, "test")
+    (tmp_path / (ONNX_FILE.name + ".sha256")).write_text(f"{sha256_file(twin)}  {ONNX_FILE.name}\n")
+    with pytest.raises(WeightsError, match="not the export of these weights: its version is '0.0.9'"):
+        LearnedSarDetector(device="cpu", weights=mine, runtime="onnxruntime")
+    shutil.copy(ONNX_FILE, twin)
+    shutil.copy(ONNX_FILE.with_name(ONNX_FILE.name + ".sha256"), tmp_path)
+    assert LearnedSarDetector(device="cpu", weights=mine, runtime="onnxruntime").runtime == "onnxruntime"
 
 
 # ------------------------------------------------------------------------------- detection
@@ -416,3 +455,12 @@ def test_fine_windows_on_tiles_smaller_than_a_window(det_torch: LearnedSarDetect
         i, j = y // N.STRIDE, x // N.STRIDE
         want = float(whole[max(0, i - rad): i + rad + 1, max(0, j - rad): j + rad + 1].max())
         assert abs(g - want) < (1e-5 if max(shape) <= FP.FINE_WINDOW_PX else 0.01), (y, x, g, want)
+
+
+def test_runtime_auto_stays_on_torch_where_onnxruntime_is_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bare GPU box may have torch only: ``auto`` on its CPU runs torch instead of failing."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    assert LearnedSarDetector(device="cpu").runtime == "torch"

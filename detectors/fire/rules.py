@@ -77,6 +77,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -146,6 +147,21 @@ def _dilate(mask: torch.Tensor, half: int = 1) -> torch.Tensor:
     return F.max_pool2d(mask[None, None].float(), k, stride=1, padding=half)[0, 0] > 0
 
 
+def _integral_image(v: torch.Tensor) -> torch.Tensor:
+    """(H, W) -> (H+1, W+1) float64 integral image with a zero first row and column.
+
+    On a CPU numpy's cumsum writes straight into the padded buffer: the same sequential float64
+    sums as torch's (bit-identical, ``tests/test_fire_rules.py``) in ~60 % of the time and
+    without the pad copy - the integral images were ~40 % of ``fire-rules`` on a CPU."""
+    if v.device.type != "cpu":
+        return F.pad(v.double().cumsum(0).cumsum(1), (1, 0, 1, 0))
+    h, w = v.shape
+    ii = np.zeros((h + 1, w + 1), dtype=np.float64)
+    np.cumsum(v.double().numpy(), axis=0, out=ii[1:, 1:])
+    np.cumsum(ii[1:, 1:], axis=1, out=ii[1:, 1:])
+    return torch.from_numpy(ii)
+
+
 class _Integral:
     """Window sums of several masked fields at arbitrary pixels from integral images.
 
@@ -157,7 +173,7 @@ class _Integral:
 
     def __init__(self, fields: dict[str, torch.Tensor]) -> None:
         self.h, self.w = next(iter(fields.values())).shape
-        self.ii = {k: F.pad(v.double().cumsum(0).cumsum(1), (1, 0, 1, 0)) for k, v in fields.items()}
+        self.ii = {k: _integral_image(v) for k, v in fields.items()}
 
     def window(self, rows: torch.Tensor, cols: torch.Tensor, half: int | torch.Tensor
                ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -612,8 +628,10 @@ class FireRulesDetector:
             return out
         x = b[key]
         bg = (ok & ~exclude & ~water).double()
-        integ = _Integral({"n": bg, "s": x * bg, "s2": (x * x) * bg})
-        mean, _, n = _masked_stats(integ, rows, cols, S16_WINDOW_HALF, "s")
+        integ = _Integral({"n": bg, "s": x * bg})  # the mean only: no squares needed
+        sums, _ = integ.window(rows, cols, S16_WINDOW_HALF)
+        n = sums["n"]
+        mean = (sums["s"] / n.clamp(min=1.0)).float()
         if bool((n == 0).any()):  # no background in the window: fall back to the tile's
             tile_bg = x[bg > 0]
             fallback = float(tile_bg.median()) if tile_bg.numel() else 0.0

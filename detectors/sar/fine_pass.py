@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from detectors.sar.decode import GHOST_EVIDENCE_FLOOR, Peak
-from detectors.sar.network import PAD_MULTIPLE, STRIDE, WORKING_SPACING_M, normalise, pad_to_multiple, to_working_grid
+from detectors.sar.network import (PAD_MULTIPLE, STRIDE, WORKING_SPACING_M, normal_channels, normal_stats, pad_to_multiple,
+                                   to_db, to_working_grid)
 
 log = logging.getLogger(__name__)
 
@@ -57,33 +58,72 @@ FINE_WINDOW_PX = 192
 FineScores = Callable[[list[tuple[float, float]]], list[float]]
 
 
-def fine_grid(x: torch.Tensor, spacing: tuple[float, float], valid: torch.Tensor | None) -> torch.Tensor:
-    """(B, H, W) cleaned input sigma0 -> (B, 2, H', W') the tile on the fine grid, normalised as a whole.
+class FineTile:
+    """One tile on the fine grid, normalised as a whole but made only where a window is asked for.
+
+    Why not the whole normalised tile: at 0.5 m input the fine grid is the input itself, four
+    times the working grid, and a tile has a few to a few hundred candidates - normalising 16 Mpx
+    (two float channels) for them cost more than the pass's windows. The tile's median and MAD come
+    from its own subsample (:func:`~detectors.sar.network.normal_stats`), so every window holds
+    exactly the values of the whole normalised, padded tile (``tests/test_sar_normalise.py``)."""
+
+    def __init__(self, power: torch.Tensor, valid: torch.Tensor) -> None:
+        self.power, self.valid = power, valid
+        self.stats = normal_stats(power, valid)
+        h, w = power.shape
+        #: (channels, rows, cols) of the tile as :func:`pad_to_multiple` pads it for the network.
+        self.padded_shape = (2, h + (-h) % PAD_MULTIPLE, w + (-w) % PAD_MULTIPLE)
+
+    def window(self, r0: int, c0: int, h: int, w: int) -> torch.Tensor:
+        """(2, h, w) of the padded, normalised tile from (r0, c0); zero (median sea) beyond the tile."""
+        out = torch.zeros((2, h, w), dtype=torch.float32, device=self.power.device)
+        r1, c1 = min(r0 + h, self.power.shape[0]), min(c0 + w, self.power.shape[1])
+        if r1 > r0 and c1 > c0:
+            normal_channels(to_db(self.power[r0:r1, c0:c1]), self.valid[r0:r1, c0:c1], self.stats,
+                            out=out[:, : r1 - r0, : c1 - c0])
+        return out
+
+    def full(self) -> torch.Tensor:
+        """The whole (2, H, W) normalised tile (unpadded)."""
+        return self.window(0, 0, *self.power.shape)
+
+
+def fine_grid(x: torch.Tensor, spacing: tuple[float, float], valid: torch.Tensor | None) -> list[FineTile]:
+    """(B, H, W) cleaned input sigma0 -> per tile its :class:`FineTile` on the fine grid.
 
     Resampled to :data:`FINE_SPACING_M` but handed to the network as if it were the working grid,
     so a small boat appears twice its working-grid size."""
     k = FINE_SPACING_M / WORKING_SPACING_M
-    return normalise(*to_working_grid(x, (spacing[0] / k, spacing[1] / k), valid, target_m=WORKING_SPACING_M))
+    power, ok = to_working_grid(x, (spacing[0] / k, spacing[1] / k), valid, target_m=WORKING_SPACING_M)
+    return [FineTile(power[i], ok[i]) for i in range(power.shape[0])]
 
 
 def fine_window_scores(heads: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-                       fine_feats: torch.Tensor, centres: list[tuple[float, float]]) -> list[float]:
+                       fine_feats: FineTile | torch.Tensor, centres: list[tuple[float, float]]) -> list[float]:
     """The network's score for each candidate (working-grid row, col), looked at on the fine grid.
 
     ``heads``: the detector's network call (prepared input -> sigmoid heatmap, regression);
-    ``fine_feats``: the tile on the fine grid, normalised as a whole (2, H, W) (:func:`fine_grid`).
-    Only candidates are looked at: one FINE_WINDOW_PX window each, batched in one network call,
-    so the pass costs a few small windows per tile instead of a second full-resolution pass
-    (four times the 1 m pass).
+    ``fine_feats``: the tile on the fine grid (:func:`fine_grid`), or already normalised as a
+    whole (2, H, W). Only candidates are looked at: one FINE_WINDOW_PX window each (one per
+    distinct window), batched in one network call, so the pass costs a few small windows per tile
+    instead of a second full-resolution pass (four times the 1 m pass).
     """
     if not centres:
         return []
     k = FINE_SPACING_M / WORKING_SPACING_M  # working px per fine px
     rad = int(math.ceil(FINE_RADIUS_M / (STRIDE * FINE_SPACING_M)))  # in fine heat cells
-    tile = pad_to_multiple(fine_feats[None])[0]  # as the whole tile would be padded
-    th, tw = tile.shape[-2:]
+    if isinstance(fine_feats, FineTile):
+        th, tw = fine_feats.padded_shape[-2:]
+        cut = fine_feats.window
+    else:
+        tile = pad_to_multiple(fine_feats[None])[0]  # as the whole tile would be padded
+        th, tw = tile.shape[-2:]
+
+        def cut(r0: int, c0: int, h: int, w: int) -> torch.Tensor:
+            return tile[:, r0: r0 + h, c0: c0 + w]
     wh, ww = min(FINE_WINDOW_PX, th), min(FINE_WINDOW_PX, tw)
-    wins, cells = [], []
+    origins: dict[tuple[int, int], int] = {}  # window origin -> its index in the batch
+    cells = []
     for row, col in centres:
         r = min(max(int(round((row + 0.5) / k - 0.5)), 0), th - 1)
         c = min(max(int(round((col + 0.5) / k - 0.5)), 0), tw - 1)
@@ -93,11 +133,10 @@ def fine_window_scores(heads: Callable[[torch.Tensor], tuple[torch.Tensor, torch
         # from bright targets beyond the window but inside the receptive field).
         r0 = min(max((r - wh // 2) // PAD_MULTIPLE * PAD_MULTIPLE, 0), th - wh)
         c0 = min(max((c - ww // 2) // PAD_MULTIPLE * PAD_MULTIPLE, 0), tw - ww)
-        wins.append(tile[:, r0: r0 + wh, c0: c0 + ww])
-        cells.append(((r - r0) // STRIDE, (c - c0) // STRIDE))
-    heat = heads(torch.stack(wins))[0][:, 0]
-    near = torch.stack([F.pad(h, (rad, rad, rad, rad))[i: i + 2 * rad + 1, j: j + 2 * rad + 1]
-                        for h, (i, j) in zip(heat, cells)])
+        cells.append((origins.setdefault((r0, c0), len(origins)), (r - r0) // STRIDE, (c - c0) // STRIDE))
+    heat = heads(torch.stack([cut(r0, c0, wh, ww) for r0, c0 in origins]))[0][:, 0]
+    near = torch.stack([F.pad(heat[n], (rad, rad, rad, rad))[i: i + 2 * rad + 1, j: j + 2 * rad + 1]
+                        for n, i, j in cells])
     return near.amax(dim=(1, 2)).float().cpu().tolist()
 
 

@@ -105,9 +105,10 @@ class FusedSarDetector:
         """``learned`` / ``cfar``: keyword options passed to each inner detector;
         ``unconfirmed_min_score``: see the module docstring (None keeps every learned detection);
         ``cascade``: the network only on prescreened windows, the CFAR's objects among the
-        candidates (:mod:`detectors.sar.cascade`). Off by default: on the whole-scene CPU benchmark
-        (``benchmarks/results/scan_cpu.json``) land keeps most of a coastal tile in the windows, so it
-        does not yet buy the speed that would justify a default that differs from the full pass."""
+        candidates (:mod:`detectors.sar.cascade`). Off by default: it lost a little F1 and lifeboat
+        recall on validation (``benchmarks/results/cascade_validation.json``), and with the network
+        in onnxruntime it no longer saves time on the whole-scene CPU benchmark
+        (``benchmarks/results/scan_cpu.json``: land keeps most of a coastal tile in the windows)."""
         if not isinstance(cascade, bool):
             raise DetectorInputError(f"{self.name}: cascade must be true or false, got {cascade!r}")
         if unconfirmed_min_score is not None and not 0.0 <= float(unconfirmed_min_score) <= 1.0:

@@ -1,8 +1,10 @@
 """Learned SAR vessel/lifeboat detector: a small CenterNet on a working grid of max(1 m, input spacing).
 
-Registered as ``sar-learned`` (torch) and ``sar-learned-onnx`` (the same network exported to
-ONNX and run by onnxruntime with TensorRT, CUDA, CPU providers). Both share every step but
-the network call, so they return the same detections for the same input.
+Registered as ``sar-learned`` and ``sar-learned-onnx`` (the same network exported to ONNX and run
+by onnxruntime with TensorRT, CUDA, CPU providers). Both share every step but the network call,
+so they return the same detections for the same input. ``sar-learned`` runs its network with
+torch or onnxruntime (option ``runtime``, :data:`RUNTIMES`): ``auto`` is onnxruntime on a CPU,
+where it is ~4.6x faster than torch's kernels, and torch on CUDA.
 
 Why a learned detector next to CFAR: a CFAR test judges each pixel against its ring of
 clutter, so the bright but *structured* things a small-boat search must not report - azimuth
@@ -58,13 +60,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from detectors.errors import DetectorInputError
+from detectors.errors import DetectorInputError, WeightsError
+from detectors.integrity import SessionGuard, WeightGuard
 from detectors.registry import detector_options, register
 from detectors.sar import network
 from detectors.sar.ambiguity import ghost_flags
 from detectors.sar.cascade import PRESCREEN_CH0, heads_in_windows, plan_windows, window_fraction
 from detectors.sar.decode import GHOST_EVIDENCE_FLOOR, Peak, TakenBlobs, decode_tile, peak_geometry
-from detectors.sar.fine_pass import (FINE_CANDIDATE_FLOOR, FINE_MAX_INPUT_SPACING_M, FINE_THRESHOLD, FineScores,
+from detectors.sar.fine_pass import (FINE_CANDIDATE_FLOOR, FINE_MAX_INPUT_SPACING_M, FINE_THRESHOLD, FineScores, FineTile,
                                      confirm_small_candidates, fine_grid, fine_window_scores)
 from detectors.sar.network import (CLASSES, MODEL_NAME, MODEL_VERSION, NORMALISATION, ONNX_FILE, ONNX_INPUT,
                                    ONNX_OUTPUTS, PT_FILE, STRIDE, WEIGHTS_DIR, WORKING_SPACING_M, SarCenterNet,
@@ -126,7 +129,7 @@ class NetworkPass:
     power: torch.Tensor  #: (B, h, w) working-grid sigma0
     valid: torch.Tensor  #: (B, h, w) working-grid valid mask
     levels: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]  #: coarse grids (PYRAMID)
-    fine_tile: Callable[[], torch.Tensor]  #: (B, 2, H', W') normalised fine grid, made on first call
+    fine_tile: Callable[[], list[FineTile]]  #: per tile its fine grid (windows normalised on demand), made on first call
     shape: tuple[int, int]  #: input tile (rows, cols)
     spacing: tuple[float, float]  #: input pixel spacing (m)
     working_m: float = WORKING_SPACING_M  #: the working grid's spacing (m, :func:`~detectors.sar.network.working_spacing`)
@@ -255,6 +258,8 @@ class _SarLearnedBase:
         v = self._base_version
         if self.fine_threshold != FINE_THRESHOLD:
             v += "+nofine" if self.fine_threshold is None else f"+fine{self.fine_threshold:g}"
+        # int8 arithmetic changes scores slightly: its detections are not float32's to a cache
+        v += "+int8" if getattr(self, "runtime", "") == "onnxruntime-int8" else ""
         return v + ("+cascade" if self.cascade_on else "")
 
     #: The cascade (:mod:`detectors.sar.cascade`): the network on prescreened windows only. Off by
@@ -322,7 +327,7 @@ class _SarLearnedBase:
         """Whether the fine confirmation pass runs for tiles of this pixel spacing."""
         return self.fine_threshold is not None and max(spacing) <= FINE_MAX_INPUT_SPACING_M
 
-    def _fine_scores(self, fine_feats: torch.Tensor, centres: list[tuple[float, float]]) -> list[float]:
+    def _fine_scores(self, fine_feats: FineTile | torch.Tensor, centres: list[tuple[float, float]]) -> list[float]:
         """This detector's fine-grid score for each candidate (working-grid row, col): the fine
         confirmation pass's windows (:func:`~detectors.sar.fine_pass.fine_window_scores`) run
         through :meth:`heads`, so test-time augmentation applies there too."""
@@ -528,9 +533,9 @@ class _SarLearnedBase:
                 continue
             h_c, r_c = run(pad_to_multiple(normalise(p_c, v_c)), f)
             levels.append((f, h_c, r_c, v_c))
-        made: list[torch.Tensor] = []
+        made: list[list[FineTile]] = []
 
-        def fine_tile() -> torch.Tensor:
+        def fine_tile() -> list[FineTile]:
             if not made:
                 made.append(fine_grid(x, spacing, v))
             return made[0]
@@ -589,17 +594,83 @@ def _coarse_path(coarse_weights: str | Path | None, weights: str | Path | None, 
     return shipped if weights is None and shipped.is_file() else None
 
 
+#: What ``sar-learned`` runs its network with (option ``runtime``): ``auto`` is onnxruntime on a
+#: CPU device for the shipped weights (their ``.onnx`` twin holds the same network: heads equal to
+#: ~1e-6, ``tests/test_sar_learned.py``), torch otherwise. Why: on the 2-vCPU benchmark machine
+#: onnxruntime's CPU kernels (MLAS, fused conv + add + ReLU) ran the shipped network 4.6x faster
+#: than torch's (0.27 vs 1.25 s for a 1536 px working tile; ``benchmarks/scan_cpu.py``); on CUDA
+#: torch is the path the GPU work is measured on.
+#: ``onnxruntime-int8`` runs the int8 quantisation of that export (``sar_centernet_int8.onnx``,
+#: :mod:`detectors.training.quantize_sar`): 2-3x faster again on CPUs with VNNI; its detections
+#: differ slightly from float32's (validation: ``benchmarks/results/sar_int8/``).
+RUNTIMES = ("auto", "torch", "onnxruntime", "onnxruntime-int8")
+
+
+def _onnx_twin(weights: str | Path | None, runtime: str) -> Path:
+    """The ONNX export of a ``.pt`` checkpoint for ``runtime``: the shipped one, or the file beside
+    the user's (``<name>.onnx``; ``<name>_int8.onnx`` for the int8 runtime)."""
+    suffix = "_int8.onnx" if runtime == "onnxruntime-int8" else ".onnx"
+    if weights is None:
+        return network.INT8_ONNX_FILE if runtime == "onnxruntime-int8" else network.ONNX_FILE
+    w = Path(weights)
+    return w.with_name(w.stem + suffix)
+
+
+#: What ``auto`` means on a CPU device with the shipped weights (see :data:`RUNTIMES`).
+CPU_DEFAULT_RUNTIME = "onnxruntime"
+
+
+def _onnx_installed() -> bool:
+    """onnxruntime importable: a bare GPU box may lack it, and ``auto`` then stays on torch."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def _session_guard(path: Path, device: torch.device, name: str, sha256: str | None = None) -> SessionGuard:
+    """A verified onnxruntime session of ``path``, rebuilt on schedule (:class:`SessionGuard`)."""
+    from detectors.onnx_runtime import make_session
+
+    return SessionGuard(path, lambda data: make_session(path, device, model=data), name=name, sha256=sha256)
+
+
+def _run_session(session: Any, feats: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's heads from an onnxruntime session, as torch tensors on ``device``."""
+    x = feats.detach().to("cpu", torch.float32).contiguous().numpy()
+    heat, reg = session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: x})
+    return torch.from_numpy(heat).to(device), torch.from_numpy(reg).to(device)
+
+
+def _same_network(guard: SessionGuard, meta: Mapping[str, Any]) -> SessionGuard:
+    """``guard``, after checking that its model's metadata names the checkpoint's model and version
+    (WeightsError otherwise)."""
+    from detectors.onnx_runtime import session_metadata
+
+    got, onnx_path = session_metadata(guard.session), guard.path
+    for key in ("name", "version"):
+        if str(got.get(key)) != str(meta.get(key)):
+            raise WeightsError(f"{onnx_path} is not the export of these weights: its {key} is "
+                               f"{got.get(key)!r}, the checkpoint's {meta.get(key)!r}")
+    return guard
+
+
 @register("sar-learned", "sar")
 class LearnedSarDetector(_SarLearnedBase):
-    """The CenterNet run by torch on ``device`` (CPU or CUDA)."""
+    """The CenterNet on ``device`` (CPU or CUDA), run by torch or onnxruntime (:data:`RUNTIMES`)."""
 
     name = "sar-learned"
+    #: The network's runtime after ``auto`` was resolved (one of :data:`RUNTIMES` but ``auto``).
+    runtime: str = "torch"
+    #: onnxruntime sessions (main, coarse) when :attr:`runtime` is onnxruntime.
+    sessions: SessionGuard | None = None
+    coarse_sessions: SessionGuard | None = None
 
     def __init__(self, device: torch.device | str | None = None, weights: str | Path | None = None,
                  score_threshold: float | None = None, sha256: str | None = None, refine_centres: bool = True,
                  reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID,
                  fine_threshold: float | None = FINE_THRESHOLD, coarse_weights: str | Path | None = None,
-                 cascade: bool = False, prescreen: float = PRESCREEN_CH0, **kw: Any) -> None:
+                 cascade: bool = False, prescreen: float = PRESCREEN_CH0, runtime: str = "auto",
+                 **kw: Any) -> None:
         """``weights``: a ``.pt`` checkpoint (default: the shipped one), verified by sha256;
         ``coarse_weights``: a second checkpoint for inputs coarser than 1 m (default: the shipped
         ``sar_centernet_coarse.pt`` when there is one and ``weights`` is the default; ``"none"``: one
@@ -612,17 +683,27 @@ class LearnedSarDetector(_SarLearnedBase):
         None: off);
         ``cascade``: the network on prescreened windows only (:mod:`detectors.sar.cascade`; default
         off; ``sar-fused.cascade=true`` adds its CFAR's objects as candidates); ``prescreen``: its
-        threshold (:data:`PRESCREEN_CH0`)."""
+        threshold (:data:`PRESCREEN_CH0`);
+        ``runtime``: ``auto``, ``torch``, ``onnxruntime`` or ``onnxruntime-int8`` (:data:`RUNTIMES`;
+        onnxruntime runs the ``.onnx`` export beside the checkpoint - ``_int8.onnx`` for int8 -
+        checked to name the same model and version)."""
         if kw:
             raise DetectorInputError(f"sar-learned: unknown option(s) {', '.join(sorted(kw))}; known: {', '.join(detector_options(self.name))}")
+        if runtime not in RUNTIMES:
+            raise DetectorInputError(f"sar-learned: runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         net, meta = load_checkpoint(weights, sha256)
         super().__init__(device, score_threshold, meta)
         self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold, cascade, prescreen)
         self.net = SarCenterNetExport(net).to(self.device).eval()
+        if runtime == "auto":
+            runtime = (CPU_DEFAULT_RUNTIME if weights is None and self.device.type == "cpu" and _onnx_installed()
+                       else "torch")
+        if runtime != "torch":
+            twin = _onnx_twin(weights, runtime)
+            self.sessions = _same_network(_session_guard(verify_weights(twin), self.device, self.name), meta)
+        self.runtime = runtime
         # --- radiation hardening hook (detectors/integrity.py): live weights re-hashed every few
         # batches; a bit flip is restored from the golden copy, else from the verified file.
-        from detectors.integrity import WeightGuard
-
         self.integrity = WeightGuard(self.net, name=self.name,
                                      reload=lambda: SarCenterNetExport(load_checkpoint(weights, sha256)[0]))
         self.coarse_net: SarCenterNetExport | None = None
@@ -633,12 +714,24 @@ class LearnedSarDetector(_SarLearnedBase):
             self.coarse_integrity = WeightGuard(self.coarse_net, name=self.name + "-coarse",
                                                 reload=lambda: SarCenterNetExport(load_checkpoint(cpath)[0]))
             self._set_coarse(cmeta, score_threshold)
+            ctwin = _onnx_twin(cpath, self.runtime)
+            if self.sessions is not None and ctwin.is_file():  # else the coarse net stays on torch
+                self.coarse_sessions = _same_network(
+                    _session_guard(verify_weights(ctwin), self.device, self.name + "-coarse"), cmeta)
+        log.debug("%s: network on %s via %s", self.name, self.device, self.runtime)
 
     def _heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # radiation hardening hooks: torch weights re-hashed, onnxruntime sessions rebuilt (integrity.py)
         if getattr(self, "_coarse_now", False) and self.coarse_net is not None:
+            if self.coarse_sessions is not None:
+                self.coarse_sessions.tick()
+                return _run_session(self.coarse_sessions.session, feats, self.device)
             self.coarse_integrity.tick()
             return self.coarse_net(feats)
-        self.integrity.tick()  # radiation hardening hook
+        if self.sessions is not None:
+            self.sessions.tick()
+            return _run_session(self.sessions.session, feats, self.device)
+        self.integrity.tick()
         return self.net(feats)
 
 
@@ -657,27 +750,30 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
         metadata carries the threshold and version. ``refine_centres``, ``reject_ambiguities``,
         ``pyramid``, ``fine_threshold``, ``coarse_weights`` (an ``.onnx`` here), ``cascade``,
         ``prescreen``: as for ``sar-learned``."""
-        from detectors.onnx_runtime import make_session, onnx_metadata
+        from detectors.onnx_runtime import session_metadata
 
         if kw:
             raise DetectorInputError(f"sar-learned-onnx: unknown option(s) {', '.join(sorted(kw))}; known: {', '.join(detector_options(self.name))}")
         # The default read from detectors.sar.network, as load_checkpoint reads PT_FILE there.
         path = verify_weights(network.ONNX_FILE if weights is None else weights, sha256)
-        meta = onnx_metadata(path)
-        super().__init__(device, score_threshold, meta)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.sessions = _session_guard(path, self.device, self.name, sha256)
+        super().__init__(device, score_threshold, session_metadata(self.session))
         self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold, cascade, prescreen)
-        self.session = make_session(path, self.device)
         self.providers = list(self.session.get_providers())
-        self.coarse_session = None
+        self.coarse_sessions: SessionGuard | None = None
         cpath = _coarse_path(coarse_weights, weights, network.COARSE_ONNX_FILE)
         if cpath is not None:
-            cpath = verify_weights(cpath)
-            self.coarse_session = make_session(cpath, self.device)
-            self._set_coarse(onnx_metadata(cpath), score_threshold)
+            self.coarse_sessions = _session_guard(verify_weights(cpath), self.device, self.name + "-coarse")
+            self._set_coarse(session_metadata(self.coarse_sessions.session), score_threshold)
+
+    @property
+    def session(self) -> Any:
+        """The live onnxruntime session (rebuilt on schedule by :attr:`sessions`)."""
+        return self.sessions.session
 
     def _heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = feats.detach().to("cpu", torch.float32).contiguous().numpy()
-        session = (self.coarse_session if getattr(self, "_coarse_now", False) and self.coarse_session is not None
-                   else self.session)
-        heat, reg = session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: x})
-        return torch.from_numpy(heat).to(self.device), torch.from_numpy(reg).to(self.device)
+        guard = (self.coarse_sessions if getattr(self, "_coarse_now", False) and self.coarse_sessions is not None
+                 else self.sessions)
+        guard.tick()  # radiation hardening hook: the session rebuilt from its verified bytes on schedule
+        return _run_session(guard.session, feats, self.device)
