@@ -29,3 +29,7 @@ grep -v "^ \|^{\|^}" "$OUT/gpu_check_throughput.log" | tail -60
 # Where sar-learned's time goes on the GPU (host post-processing vs network), one 4096 tile.
 timeout 120 python3 benchmarks/profile_detector.py --detector sar-learned --device cuda --size 4096 \
   > "$OUT/gpu_check_profile_sar_learned.txt" 2>&1; head -30 "$OUT/gpu_check_profile_sar_learned.txt"
+# The network alone per runtime on the GPU (torch, channels_last, onnxruntime's CUDA/TensorRT
+# providers in float32 and int8): which runtime the CUDA path should use, measured, not assumed.
+timeout 120 python3 benchmarks/net_runtime.py --device cuda --out "$OUT/net_runtime_cuda.json" \
+  > "$OUT/gpu_check_net_runtime.log" 2>&1; echo "net_runtime rc=$?"; tail -8 "$OUT/gpu_check_net_runtime.log"

@@ -299,7 +299,10 @@ def load_optional_detectors() -> dict[str, str]:
 
 def backend_label(det: Any, name: str, device: torch.device) -> str:
     """torch-cpu / torch-cuda / onnxruntime-<provider actually used by the session>."""
-    sess = getattr(det, "session", None) or getattr(det, "_session", None)
+    inner = getattr(det, "learned", det)  # sar-fused: its learned detector runs the network
+    guard = getattr(inner, "sessions", None)  # sar-learned's runtime=onnxruntime (SessionGuard)
+    sess = (getattr(guard, "session", None) or getattr(inner, "session", None)
+            or getattr(det, "session", None) or getattr(det, "_session", None))
     if sess is not None and hasattr(sess, "get_providers"):
         prov = sess.get_providers()[0].replace("ExecutionProvider", "").lower()
         return f"onnxruntime-{prov}"

@@ -29,8 +29,10 @@ CUDA), so checking every 32 batches is noise next to inference. A restoration th
 make the hashes agree again (a stuck memory cell) raises :class:`~detectors.errors.WeightsError`:
 the detector must not keep running on weights it cannot trust.
 
-* **onnxruntime sessions** -- :class:`SessionGuard`: onnxruntime keeps the weights inside the
-  session, out of reach of a hash, so the session is *rebuilt* on the same schedule from the
+* **onnxruntime sessions** of the SAR network (``sar-learned``'s onnxruntime runtimes and
+  ``sar-learned-onnx``; ``fire-learned-onnx`` is not guarded yet) -- :class:`SessionGuard`:
+  onnxruntime keeps the weights inside the session, out of reach of a hash, so the session is
+  *rebuilt* on the same schedule (rarer on GPU providers) from the
   model bytes kept in host memory (checked against the file's SHA-256 first; the file is read
   again when that copy was hit). A flip inside the session lives at most until the next rebuild.
 
@@ -348,6 +350,8 @@ class SessionGuard:
         self._load_file()
         self._session = self.make(self._bytes)
         self._last = time.monotonic()
+        log.info("%s: onnxruntime session of %s, rebuilt from its verified bytes every %d calls or %g s",
+                 self.name, self.path.name, self.every_calls, self.every_seconds)
 
     def _load_file(self) -> None:
         data, check = read_verified(self.path, sha256=self.sha256, backups=self.backups)

@@ -87,7 +87,9 @@ def make_session(path: str | Path, device: torch.device | str | None = None,
                 raise WeightsError(f"onnxruntime cannot load {p}: {exc2}") from exc2
         else:
             raise WeightsError(f"onnxruntime cannot load {p}: {exc}") from exc
-    log.info("onnxruntime session for %s: providers %s", p.name, sess.get_providers())
+    # A session rebuilt from bytes (SessionGuard, every few dozen calls) logs at debug level.
+    log.log(logging.DEBUG if model is not None else logging.INFO, "onnxruntime session for %s: providers %s",
+            p.name, sess.get_providers())
     return sess
 
 

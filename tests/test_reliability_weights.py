@@ -223,10 +223,11 @@ def test_flipped_bit_in_an_onnxruntime_session_lives_only_until_the_scheduled_re
     det = LearnedSarDetector(device="cpu")
     assert det.runtime == "onnxruntime" and det.sessions is not None
     clean = _dets(det, sar_tile)
-    assert [(k, round(r, 2), round(c, 2), round(s, 4), n) for k, r, c, s, n in clean] == \
-        [(k, round(r, 2), round(c, 2), round(s, 4), n) for k, r, c, s, n in clean_sar]  # the torch model's
+    assert len(clean) == len(clean_sar)  # the torch model's detections
+    for (k, r, c, s, n), (k2, r2, c2, s2, n2) in zip(clean, clean_sar):
+        assert (k, n) == (k2, n2) and abs(r - r2) < 1e-2 and abs(c - c2) < 1e-2 and abs(s - s2) < 1e-5
     guard = det.sessions
-    guard.every_calls = 10_000
+    guard.every_calls, guard.every_seconds = 10_000, 1e9  # no scheduled rebuild while the flip is shown
     guard.refresh()
     guard._session = guard.make(_flipped_onnx(guard._bytes))  # the session's copy hit
     assert _dets(det, sar_tile) != clean  # one flipped bit changes what the model reports

@@ -137,20 +137,47 @@ def test_torch_and_onnxruntime_agree(det_torch: LearnedSarDetector, det_onnx: Le
         assert a.detector == "sar-learned" and b.detector == "sar-learned-onnx"
 
 
+@pytest.mark.parametrize("seed,spacing", [(944, 0.5), (946, 1.0), (950, 0.35)])
 def test_runtime_auto_is_onnxruntime_on_a_cpu_with_the_same_detections(
-        det_torch: LearnedSarDetector, ship_tile: np.ndarray) -> None:
-    """The CPU default runs the shipped network's ONNX twin (4-5x faster there); on a generated
-    0.5 m scene, with the fine pass and the pyramid at work, it reports what torch reports."""
+        det_torch: LearnedSarDetector, seed: int, spacing: float) -> None:
+    """The CPU default runs the shipped network's ONNX twin (~4x faster there); on generated
+    scenes at 0.35, 0.5 and 1 m (the fine pass and the pyramid at work) it reports what torch reports."""
     from detectors.synth.sar import make_sar_scene
 
     auto = LearnedSarDetector(device="cpu")
     assert auto.runtime == "onnxruntime" and det_torch.runtime == "torch" and auto.version == det_torch.version
-    scene = make_sar_scene(944, 768, 768, 0.5)
+    scene = make_sar_scene(seed, 768, 768, spacing)
     x, v = torch.from_numpy(scene.sigma0_from_dn()), torch.from_numpy(scene.dn > 0)
-    a, b = auto.detect(x, spacing_m=(0.5, 0.5), valid=v), det_torch.detect(x, spacing_m=(0.5, 0.5), valid=v)
-    assert len(a) == len(b) >= 3
+    sp = (spacing, spacing)
+    a, b = auto.detect(x, spacing_m=sp, valid=v), det_torch.detect(x, spacing_m=sp, valid=v)
+    assert len(a) == len(b) >= 2
     for p, q in zip(a, b):
         assert (p.kind, p.length_m) == (q.kind, q.length_m) and abs(p.row - q.row) < 1e-3 and abs(p.score - q.score) < 1e-5
+
+
+def test_runtime_auto_falls_back_to_torch_when_the_onnx_twin_cannot_serve(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A flipped byte in the shipped .onnx must not cost a scan its learned detector: ``auto``
+    warns and runs the (good) .pt on torch; a runtime named explicitly refuses the file."""
+    bad = tmp_path / ONNX_FILE.name
+    data = bytearray(ONNX_FILE.read_bytes())
+    data[len(data) // 2] ^= 0x08
+    bad.write_bytes(bytes(data))
+    shutil.copy(ONNX_FILE.with_name(ONNX_FILE.name + ".sha256"), tmp_path)
+    monkeypatch.setattr(N, "ONNX_FILE", bad)
+    with caplog.at_level("WARNING", logger="detectors.sar.learned"):
+        det = LearnedSarDetector(device="cpu")
+    assert det.runtime == "torch" and det.sessions is None
+    assert any("sha256 mismatch" in r.getMessage() and "on torch instead" in r.getMessage() for r in caplog.records)
+    with pytest.raises(WeightsError, match="sha256 mismatch"):
+        LearnedSarDetector(device="cpu", runtime="onnxruntime")
+
+
+def test_runtime_auto_keeps_a_users_sha256_pin_on_the_network_that_runs() -> None:
+    """A pinned digest covers the .pt; ``auto`` then runs that .pt (torch), not its ONNX twin."""
+    from detectors.integrity import sha256_file as digest
+
+    assert LearnedSarDetector(device="cpu", sha256=digest(PT_FILE)).runtime == "torch"
 
 
 def test_runtime_option_checks(tmp_path: Path) -> None:
@@ -167,10 +194,25 @@ def test_runtime_option_checks(tmp_path: Path) -> None:
 
     twin = tmp_path / ONNX_FILE.name
     shutil.copy(ONNX_FILE, twin)
-    stamp_metadata(twin, {**onnx_metadata(ONNX_FILE), "version": "0.0.9"}, "test")
+    for key, value in (("version", "0.0.9"), ("date", "2020-01-01T00:00:00Z")):  # a stale export of the same version
+        stamp_metadata(twin, {**onnx_metadata(ONNX_FILE), key: value}, "test")
+        (tmp_path / (ONNX_FILE.name + ".sha256")).write_text(f"{sha256_file(twin)}  {ONNX_FILE.name}\n")
+        with pytest.raises(WeightsError, match=f"not the export of these weights: its {key} is '{value}'"):
+            LearnedSarDetector(device="cpu", weights=mine, runtime="onnxruntime")
+    meta = onnx_metadata(ONNX_FILE)
+    del meta["version"]
+    stamp_metadata(twin, meta, "test")
     (tmp_path / (ONNX_FILE.name + ".sha256")).write_text(f"{sha256_file(twin)}  {ONNX_FILE.name}\n")
-    with pytest.raises(WeightsError, match="not the export of these weights: its version is '0.0.9'"):
+    with pytest.raises(WeightsError, match="cannot tell whether it is the export"):
         LearnedSarDetector(device="cpu", weights=mine, runtime="onnxruntime")
+    # coarse weights named without their twin: an explicit runtime refuses, naming the missing file
+    coarse = tmp_path / "coarse.pt"
+    shutil.copy(PT_FILE, coarse)
+    (tmp_path / "coarse.pt.sha256").write_text(f"{sha256_file(coarse)}  coarse.pt\n")
+    shutil.copy(ONNX_FILE, twin)
+    shutil.copy(ONNX_FILE.with_name(ONNX_FILE.name + ".sha256"), tmp_path)
+    with pytest.raises(WeightsError, match="coarse.onnx beside the coarse weights"):
+        LearnedSarDetector(device="cpu", weights=mine, coarse_weights=coarse, runtime="onnxruntime")
     shutil.copy(ONNX_FILE, twin)
     shutil.copy(ONNX_FILE.with_name(ONNX_FILE.name + ".sha256"), tmp_path)
     assert LearnedSarDetector(device="cpu", weights=mine, runtime="onnxruntime").runtime == "onnxruntime"

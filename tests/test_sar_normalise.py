@@ -91,3 +91,6 @@ def test_fine_pass_scores_from_windows_equal_those_from_the_whole_tile() -> None
     b = fine_window_scores(heads, fine[0].full(), centres)
     assert a == b
     assert seen[0].shape[0] == 3 and torch.equal(seen[0], seen[1])  # two of four centres share a window
+    # each centre scored alone (its own one-window batch) gives the same score: the shared window
+    # is looked up at the right index
+    assert [fine_window_scores(heads, fine[0], [c])[0] for c in centres] == a

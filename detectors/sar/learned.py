@@ -4,7 +4,7 @@ Registered as ``sar-learned`` and ``sar-learned-onnx`` (the same network exporte
 by onnxruntime with TensorRT, CUDA, CPU providers). Both share every step but the network call,
 so they return the same detections for the same input. ``sar-learned`` runs its network with
 torch or onnxruntime (option ``runtime``, :data:`RUNTIMES`): ``auto`` is onnxruntime on a CPU,
-where it is ~4.6x faster than torch's kernels, and torch on CUDA.
+where it is ~3.8x faster than torch's kernels, and torch on CUDA.
 
 Why a learned detector next to CFAR: a CFAR test judges each pixel against its ring of
 clutter, so the bright but *structured* things a small-boat search must not report - azimuth
@@ -259,7 +259,7 @@ class _SarLearnedBase:
         if self.fine_threshold != FINE_THRESHOLD:
             v += "+nofine" if self.fine_threshold is None else f"+fine{self.fine_threshold:g}"
         # int8 arithmetic changes scores slightly: its detections are not float32's to a cache
-        v += "+int8" if getattr(self, "runtime", "") == "onnxruntime-int8" else ""
+        v += "+int8" if self.int8 else ""
         return v + ("+cascade" if self.cascade_on else "")
 
     #: The cascade (:mod:`detectors.sar.cascade`): the network on prescreened windows only. Off by
@@ -269,6 +269,13 @@ class _SarLearnedBase:
     prescreen: float = PRESCREEN_CH0
     #: Share of the working pixels the network saw in the last :meth:`network_pass` (1.0 without the cascade).
     last_window_fraction: float = 1.0
+
+    @property
+    def int8(self) -> bool:
+        """Whether an int8 network runs (``runtime=onnxruntime-int8``, or an int8 file given to
+        ``sar-learned-onnx``, whose metadata says so)."""
+        return (getattr(self, "runtime", "") == "onnxruntime-int8"
+                or str(self.metadata.get("precision", "")).startswith("int8"))
 
     @property
     def cascade_on(self) -> bool:
@@ -595,13 +602,14 @@ def _coarse_path(coarse_weights: str | Path | None, weights: str | Path | None, 
 
 
 #: What ``sar-learned`` runs its network with (option ``runtime``): ``auto`` is onnxruntime on a
-#: CPU device for the shipped weights (their ``.onnx`` twin holds the same network: heads equal to
-#: ~1e-6, ``tests/test_sar_learned.py``), torch otherwise. Why: on the 2-vCPU benchmark machine
-#: onnxruntime's CPU kernels (MLAS, fused conv + add + ReLU) ran the shipped network 4.6x faster
-#: than torch's (0.27 vs 1.25 s for a 1536 px working tile; ``benchmarks/scan_cpu.py``); on CUDA
-#: torch is the path the GPU work is measured on.
+#: CPU device for the shipped weights (their ``.onnx`` twin holds the same network: heads within
+#: 5e-6 of torch's, the same detections, ``tests/test_sar_learned.py``), torch otherwise. Why: on the
+#: 2-vCPU benchmark machine onnxruntime's CPU kernels (MLAS, fused conv + add + ReLU) ran the shipped
+#: network 3.8x faster than torch's (0.28 vs 1.06 s for a 1536 px working tile;
+#: ``benchmarks/net_runtime.py``, ``benchmarks/results/net_runtime_cpu.json``); on CUDA torch is the
+#: path the GPU work is measured on.
 #: ``onnxruntime-int8`` runs the int8 quantisation of that export (``sar_centernet_int8.onnx``,
-#: :mod:`detectors.training.quantize_sar`): 2-3x faster again on CPUs with VNNI; its detections
+#: :mod:`detectors.training.quantize_sar`): 1.7x faster again on a CPU with VNNI; its detections
 #: differ slightly from float32's (validation: ``benchmarks/results/sar_int8/``).
 RUNTIMES = ("auto", "torch", "onnxruntime", "onnxruntime-int8")
 
@@ -627,11 +635,19 @@ def _onnx_installed() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+#: How often a GPU-provider session is rebuilt (calls, seconds). Rarer than on a CPU (32 calls or
+#: 60 s, ~15 ms a rebuild) because a rebuild there re-creates TensorRT engines and repeats cuDNN's
+#: algorithm search, seconds each (not measured: no GPU in the sessions that wrote this).
+GPU_REBUILD_EVERY = (4096, 1800.0)
+
+
 def _session_guard(path: Path, device: torch.device, name: str, sha256: str | None = None) -> SessionGuard:
     """A verified onnxruntime session of ``path``, rebuilt on schedule (:class:`SessionGuard`)."""
     from detectors.onnx_runtime import make_session
 
-    return SessionGuard(path, lambda data: make_session(path, device, model=data), name=name, sha256=sha256)
+    every = {} if device.type == "cpu" else dict(zip(("every_calls", "every_seconds"), GPU_REBUILD_EVERY))
+    return SessionGuard(path, lambda data: make_session(path, device, model=data), name=name, sha256=sha256,
+                        **every)
 
 
 def _run_session(session: Any, feats: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -648,7 +664,13 @@ def _same_network(guard: SessionGuard, meta: Mapping[str, Any]) -> SessionGuard:
 
     got, onnx_path = session_metadata(guard.session), guard.path
     for key in ("name", "version"):
-        if str(got.get(key)) != str(meta.get(key)):
+        if key not in meta or key not in got:
+            raise WeightsError(f"{onnx_path}: cannot tell whether it is the export of these weights "
+                               f"(no {key!r} in {'its' if key not in got else 'the checkpoint'} metadata)")
+    # name and version, and what the export copies of the checkpoint's training record: a retrained
+    # .pt that kept its version differs in date (and usually threshold) from a stale export.
+    for key in ("name", "version", "date", "score_threshold", "tta", "widths", "fpn"):
+        if key in meta and str(got.get(key)) != str(meta.get(key)):
             raise WeightsError(f"{onnx_path} is not the export of these weights: its {key} is "
                                f"{got.get(key)!r}, the checkpoint's {meta.get(key)!r}")
     return guard
@@ -694,14 +716,10 @@ class LearnedSarDetector(_SarLearnedBase):
         net, meta = load_checkpoint(weights, sha256)
         super().__init__(device, score_threshold, meta)
         self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold, cascade, prescreen)
+        # The torch network is loaded (and guarded below) whatever the runtime: it is the fallback
+        # when the ONNX twin cannot serve, and training tools read it (3.7 MB).
         self.net = SarCenterNetExport(net).to(self.device).eval()
-        if runtime == "auto":
-            runtime = (CPU_DEFAULT_RUNTIME if weights is None and self.device.type == "cpu" and _onnx_installed()
-                       else "torch")
-        if runtime != "torch":
-            twin = _onnx_twin(weights, runtime)
-            self.sessions = _same_network(_session_guard(verify_weights(twin), self.device, self.name), meta)
-        self.runtime = runtime
+        self.runtime = self._start_runtime(runtime, weights, sha256, meta)
         # --- radiation hardening hook (detectors/integrity.py): live weights re-hashed every few
         # batches; a bit flip is restored from the golden copy, else from the verified file.
         self.integrity = WeightGuard(self.net, name=self.name,
@@ -715,10 +733,40 @@ class LearnedSarDetector(_SarLearnedBase):
                                                 reload=lambda: SarCenterNetExport(load_checkpoint(cpath)[0]))
             self._set_coarse(cmeta, score_threshold)
             ctwin = _onnx_twin(cpath, self.runtime)
-            if self.sessions is not None and ctwin.is_file():  # else the coarse net stays on torch
+            if self.sessions is not None and ctwin.is_file():
                 self.coarse_sessions = _same_network(
                     _session_guard(verify_weights(ctwin), self.device, self.name + "-coarse"), cmeta)
+            elif self.sessions is not None:
+                if runtime != "auto":  # asked for by name: the coarse net must not quietly differ
+                    raise WeightsError(f"{self.name}: runtime {runtime} needs {ctwin} beside the coarse weights {cpath}")
+                log.warning("%s: no %s beside %s; the coarse network runs on torch", self.name, ctwin.name, cpath)
         log.debug("%s: network on %s via %s", self.name, self.device, self.runtime)
+
+    def _start_runtime(self, runtime: str, weights: str | Path | None, sha256: str | None,
+                       meta: Mapping[str, Any]) -> str:
+        """Resolve ``runtime`` and start its onnxruntime session (:attr:`sessions`); the runtime used.
+
+        ``auto`` is onnxruntime only on a CPU, for the shipped weights not pinned by a user's
+        ``sha256`` (the pin covers the ``.pt``, not its ONNX twin), with onnxruntime installed; and
+        it falls back to torch, with a warning, when the twin cannot serve (missing, failing its
+        checksum, another model's export, or a session that does not start) - the ``.pt`` is good,
+        and a broken twin must not cost the scan its learned detector. A runtime named explicitly
+        raises instead."""
+        explicit = runtime != "auto"
+        if not explicit:
+            runtime = (CPU_DEFAULT_RUNTIME if weights is None and sha256 is None and self.device.type == "cpu"
+                       and _onnx_installed() else "torch")
+        if runtime == "torch":
+            return runtime
+        twin = _onnx_twin(weights, runtime)
+        try:
+            self.sessions = _same_network(_session_guard(verify_weights(twin), self.device, self.name), meta)
+        except WeightsError as exc:
+            if explicit:
+                raise
+            log.warning("%s: %s; running the network on torch instead", self.name, exc)
+            return "torch"
+        return runtime
 
     def _heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # radiation hardening hooks: torch weights re-hashed, onnxruntime sessions rebuilt (integrity.py)
