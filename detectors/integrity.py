@@ -29,8 +29,8 @@ CUDA), so checking every 32 batches is noise next to inference. A restoration th
 make the hashes agree again (a stuck memory cell) raises :class:`~detectors.errors.WeightsError`:
 the detector must not keep running on weights it cannot trust.
 
-* **onnxruntime sessions** of the SAR network (``sar-learned``'s onnxruntime runtimes and
-  ``sar-learned-onnx``; ``fire-learned-onnx`` is not guarded yet) -- :class:`SessionGuard`:
+* **onnxruntime sessions** (``sar-learned``'s onnxruntime runtimes, ``sar-learned-onnx``,
+  ``fire-learned-onnx``; :func:`detectors.onnx_runtime.guarded_session`) -- :class:`SessionGuard`:
   onnxruntime keeps the weights inside the session, out of reach of a hash, so the session is
   *rebuilt* on the same schedule (rarer on GPU providers) from the
   model bytes kept in host memory (checked against the file's SHA-256 first; the file is read

@@ -93,6 +93,23 @@ def make_session(path: str | Path, device: torch.device | str | None = None,
     return sess
 
 
+#: How often a GPU-provider session is rebuilt by :func:`guarded_session` (calls, seconds). Rarer
+#: than on a CPU (32 calls or 60 s, ~15 ms a rebuild) because a rebuild there re-creates TensorRT
+#: engines and repeats cuDNN's algorithm search, seconds each (not measured: no GPU in the sessions
+#: that wrote this).
+GPU_REBUILD_EVERY = (4096, 1800.0)
+
+
+def guarded_session(path: Path, device: torch.device, name: str, sha256: str | None = None) -> Any:
+    """A :class:`~detectors.integrity.SessionGuard`: the verified ``path`` as an onnxruntime session
+    on ``device``'s providers, rebuilt from its verified bytes on schedule (bit flips)."""
+    from detectors.integrity import SessionGuard
+
+    every = {} if device.type == "cpu" else dict(zip(("every_calls", "every_seconds"), GPU_REBUILD_EVERY))
+    return SessionGuard(Path(path), lambda data: make_session(path, device, model=data), name=name, sha256=sha256,
+                        **every)
+
+
 def session_metadata(session: Any) -> dict[str, str]:
     """The custom string metadata of a loaded session's model. Why beside :func:`onnx_metadata`:
     importing the ``onnx`` package costs ~0.7 s of a CPU scan's start-up (its ml_dtypes extension),

@@ -257,3 +257,18 @@ def test_onnx_session_whose_file_and_spare_are_both_hit_is_refused(tmp_path: Pat
     with pytest.raises(WeightsError, match="matches its recorded sha256"):
         guard.refresh()
 
+
+def test_flipped_bit_in_the_fire_onnx_session_is_gone_at_the_next_rebuild(fire_bands: dict[str, torch.Tensor]) -> None:
+    from detectors.fire.learned import LearnedFireOnnxDetector
+
+    det = LearnedFireOnnxDetector(device="cpu", cascade=False)
+    clean = det.detect(fire_bands, pixel_size_m=30.0)
+    assert clean.mask.any()
+    guard = det.sessions
+    guard.every_calls, guard.every_seconds = 10_000, 1e9
+    guard.refresh()
+    guard._session = guard.make(_flipped_onnx(guard._bytes))
+    assert not torch.equal(det.detect(fire_bands, pixel_size_m=30.0).confidence, clean.confidence)
+    guard.every_calls = 1
+    fixed = det.detect(fire_bands, pixel_size_m=30.0)
+    assert torch.equal(fixed.mask, clean.mask) and torch.equal(fixed.confidence, clean.confidence)

@@ -368,33 +368,6 @@ def load_checkpoint(path: Path, sha256: str | None = None) -> tuple[FireNet, dic
 
 
 # ---------------------------------------------------------------------------- onnxruntime
-def _ort_session(path: Path, device: torch.device) -> Any:
-    """An onnxruntime session; providers TensorRT, CUDA, then CPU on a CUDA device, CPU otherwise.
-
-    Uses :func:`detectors.onnx_runtime.make_session` when the shared helper exists, else the
-    same provider order inline (so this module does not depend on its landing first).
-    """
-    try:
-        from detectors.onnx_runtime import make_session  # type: ignore[import-not-found]
-    except ImportError:
-        make_session = None
-    if make_session is not None:
-        return make_session(path, device)
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise WeightsError("fire-learned-onnx: onnxruntime is not installed") from exc
-    avail = set(ort.get_available_providers())
-    providers: list[str] = []
-    if device.type == "cuda":
-        providers += [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in avail]
-    providers.append("CPUExecutionProvider")
-    try:
-        return ort.InferenceSession(str(path), providers=providers)
-    except Exception as exc:
-        raise WeightsError(f"fire-learned-onnx: onnxruntime cannot load {path}: {exc}") from exc
-
-
 def onnx_metadata(path: Path) -> dict[str, str]:
     """Custom metadata (name, version, bands, normalisation, training data, date...) of an ONNX file."""
     from detectors import onnx_runtime
@@ -641,20 +614,28 @@ class LearnedFireOnnxDetector(_LearnedFireBase):
                  cascade: bool | None = None) -> None:
         """``weights``: an ``.onnx`` file (default: the shipped one), verified like the ``.pt``;
         band order, threshold and version come from its metadata; ``cascade``: as for ``fire-learned``."""
+        from detectors.onnx_runtime import guarded_session, session_metadata
+
         path = verify_weights(Path(weights) if weights is not None else ONNX_FILE, sha256)
-        try:
-            md = onnx_metadata(path)
-        except Exception as exc:
-            raise WeightsError(f"fire-learned-onnx: cannot read ONNX metadata of {path}: {exc}") from exc
+        # radiation hardening hook (detectors/integrity.py): the session rebuilt from its verified
+        # bytes on schedule, since onnxruntime's copy of the weights cannot be hashed
+        self.sessions = guarded_session(path, torch.device(device) if device is not None else torch.device("cpu"),
+                                        self.name, sha256)
+        md = session_metadata(self.session)
         meta: dict[str, Any] = {"bands": tuple(b for b in md.get("bands", "").split(",") if b),
                                 "threshold": float(md.get("threshold", "0.5")), "version": md.get("version"),
                                 "features": md.get("features", "v1"), "receptive_half_px": md.get("receptive_half_px")}
         super().__init__(device, threshold, meta)
         self._set_cascade(cascade)
-        self.session = _ort_session(path, self.device)
+
+    @property
+    def session(self) -> Any:
+        """The live onnxruntime session (rebuilt on schedule by :attr:`sessions`)."""
+        return self.sessions.session
 
     def _batch_probability(self, x: torch.Tensor) -> torch.Tensor:
         arr = x.detach().cpu().contiguous().numpy()
+        self.sessions.tick()
         out = self.session.run([ONNX_OUTPUT], {ONNX_INPUT: arr})[0]
         return torch.from_numpy(out)[:, 0]
 

@@ -635,19 +635,11 @@ def _onnx_installed() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-#: How often a GPU-provider session is rebuilt (calls, seconds). Rarer than on a CPU (32 calls or
-#: 60 s, ~15 ms a rebuild) because a rebuild there re-creates TensorRT engines and repeats cuDNN's
-#: algorithm search, seconds each (not measured: no GPU in the sessions that wrote this).
-GPU_REBUILD_EVERY = (4096, 1800.0)
-
-
 def _session_guard(path: Path, device: torch.device, name: str, sha256: str | None = None) -> SessionGuard:
     """A verified onnxruntime session of ``path``, rebuilt on schedule (:class:`SessionGuard`)."""
-    from detectors.onnx_runtime import make_session
+    from detectors.onnx_runtime import guarded_session
 
-    every = {} if device.type == "cpu" else dict(zip(("every_calls", "every_seconds"), GPU_REBUILD_EVERY))
-    return SessionGuard(path, lambda data: make_session(path, device, model=data), name=name, sha256=sha256,
-                        **every)
+    return guarded_session(path, device, name, sha256)
 
 
 def _run_session(session: Any, feats: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
