@@ -871,6 +871,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-method", default="sar-fused", choices=SWEEP_METHODS,
                     help="the method the issue's targets are checked on (default: the shipped sar-fused)")
     ap.add_argument("--compare-onnx", action="store_true")
+    ap.add_argument("--runtime", default=None,
+                    help="what runs sar-learned's network (detectors.sar.learned.RUNTIMES; default: its auto)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None, help="PNG (default: --out with .png; none without --out)")
@@ -895,6 +897,8 @@ def main(argv: list[str] | None = None) -> int:
         opts["pyramid"] = () if args.pyramid == "none" else tuple(int(v) for v in args.pyramid.split(","))
     if args.fine_threshold is not None:
         opts["fine_threshold"] = None if args.fine_threshold == "none" else float(args.fine_threshold)
+    if args.runtime is not None:
+        opts["runtime"] = args.runtime
     learned = get_detector("sar-learned", device=args.device, **opts)
     if args.tta is not None:
         learned.tta = args.tta
@@ -912,6 +916,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {"learned_version": learned.version, "learned_score_threshold": learned.score_threshold,
                            "learned_weights": str(args.weights) if args.weights else "shipped",
                            "learned_weights_sha256": network.sha256_file(weights),
+                           "learned_runtime": learned.runtime,
                            "learned_training_command": learned.metadata.get("training_command"),
                            "learned_refine_centres": learned.refine_centres,
                            "learned_reject_ambiguities": learned.reject_ambiguities,

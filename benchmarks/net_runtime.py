@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import statistics
 import sys
 import time
@@ -28,12 +27,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# before torch: throughput.py sets the benchmarks' OpenMP wait policy, which torch reads when it loads
+from benchmarks.throughput import machine_info  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from detectors.onnx_runtime import make_session  # noqa: E402
 from detectors.sar import network  # noqa: E402
@@ -111,13 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = {name: {"median_s": statistics.median(ts), "times_s": ts, "speed_vs_torch": base / statistics.median(ts),
                    "working_mpx_s": args.size ** 2 / statistics.median(ts) / 1e6, **diffs[name]}
             for name, ts in times.items()}
-    import onnxruntime as ort
-
-    hw = {"cpu_model": next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                             if ln.startswith("model name")), "unknown") if Path("/proc/cpuinfo").is_file() else "unknown",
-          "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-          "onnxruntime": ort.__version__,
-          "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None}
+    hw = machine_info()
     result = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "command": "python benchmarks/net_runtime.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "device": str(device), "input": f"(1, 2, {args.size}, {args.size}) working grid, seed {args.seed}",

@@ -7,6 +7,9 @@ margin of context, and paste the rectangle's part back into a full-tile map.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 #: Marked blocks are cut into windows band by band, this many blocks tall (see :func:`windows_from_blocks`).
@@ -43,6 +46,17 @@ def windows_from_blocks(marked: np.ndarray, block: int, shape: tuple[int, int]) 
             else:
                 boxes.append([r0, r1, c0, c1])
     return sorted((r0 * block, min(r1 * block, h), c0 * block, min(c1 * block, w)) for r0, r1, c0, c1 in boxes)
+
+
+def paste_windows(out: Any, windows: list[Window], margin: int, compute: Callable[[int, int, int, int], Any]) -> Any:
+    """Fill ``out`` (its last two axes the tile) window by window: each window grown by ``margin``
+    (clipped to the tile) is ``compute(row0, row1, col0, col1)``-d, and the window's own part of
+    that result is written into ``out``. Returns ``out``."""
+    h, w = out.shape[-2:]
+    for r0, r1, c0, c1 in windows:
+        a0, a1, b0, b1 = max(0, r0 - margin), min(h, r1 + margin), max(0, c0 - margin), min(w, c1 + margin)
+        out[..., r0:r1, c0:c1] = compute(a0, a1, b0, b1)[..., r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+    return out
 
 
 def window_fraction(windows: list[Window], shape: tuple[int, int]) -> float:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks" / "experiments"))
 
 from benchmarks.eval_learned import _read_chip, ssdd_chosen  # noqa: E402
 from benchmarks.eval_vessels import load_coco  # noqa: E402
+from benchmarks.throughput import cpu_model  # noqa: E402
 from detectors import get_detector  # noqa: E402
 from detectors.integrity import sha256_file  # noqa: E402
 from detectors.onnx_runtime import onnx_metadata  # noqa: E402
@@ -39,14 +39,13 @@ INT8 = network.INT8_ONNX_FILE
 
 def _hardware() -> str:
     """CPU model (and its int8 instructions), cores and threads: int8 speed depends on VNNI."""
-    model, flags = platform.processor() or platform.machine(), ""
     try:
         text = Path("/proc/cpuinfo").read_text()
-        model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), model)
-        flags = " ".join(f for f in ("avx512_vnni", "avx_vnni", "avx2") if f" {f}" in text)
     except OSError:
-        pass
-    return f"{model} ({flags or 'no VNNI/AVX2 flags seen'}), {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, CPU only"
+        text = ""
+    flags = " ".join(f for f in ("avx512_vnni", "avx_vnni", "avx2") if f" {f}" in text)
+    return (f"{cpu_model()} ({flags or 'no VNNI/AVX2 flags seen'}), {os.cpu_count()} CPUs, "
+            f"{torch.get_num_threads()} torch threads, CPU only")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,6 +62,7 @@ from torch import nn
 from detectors.errors import DetectorInputError, MissingBandError, WeightsError
 from detectors.registry import register
 from detectors.types import FireMap
+from detectors.windows import paste_windows, window_fraction, windows_from_blocks
 
 log = logging.getLogger(__name__)
 
@@ -503,8 +504,6 @@ class _LearnedFireBase:
         if not self.cascade_on:
             self.last_window_fraction = 1.0
             return self._probability(x), None
-        from detectors.windows import window_fraction, windows_from_blocks
-
         h, w = int(x.shape[-2]), int(x.shape[-1])
         s16, s22 = x[:, 0:1].clamp(-0.05, 4.0), x[:, 1:2].clamp(-0.05, 4.0)
         a16 = box_mean(s16, CONTEXT_KERNEL, count_include_pad=False, acc=torch.float32)  # a prescreen only
@@ -515,12 +514,9 @@ class _LearnedFireBase:
         marked = F.max_pool2d(marked, 3, 1, 1)[0, 0].cpu().numpy() > 0
         windows = windows_from_blocks(marked, CASCADE_BLOCK, (h, w))
         self.last_window_fraction = window_fraction(windows, (h, w))
-        prob = torch.zeros((h, w), dtype=torch.float32, device=self.device)
-        m = self.receptive_half + 2
-        for r0, r1, c0, c1 in windows:
-            a0, a1, b0, b1 = max(0, r0 - m), min(h, r1 + m), max(0, c0 - m), min(w, c1 + m)
-            p = self._probability(x[..., a0:a1, b0:b1]).to(self.device, torch.float32)
-            prob[r0:r1, c0:c1] = p[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+        prob = paste_windows(torch.zeros((h, w), dtype=torch.float32, device=self.device), windows,
+                             self.receptive_half + 2, lambda a0, a1, b0, b1: self._probability(
+                                 x[..., a0:a1, b0:b1]).to(self.device, torch.float32))
         return prob, windows
 
     @torch.no_grad()
@@ -546,13 +542,8 @@ class _LearnedFireBase:
         if windows is None:
             bg = _masked_mean(s22, keep, INTENSITY_HALF)
         else:  # every fire pixel lies in a window: the background only there, with its own context
-            bg = torch.zeros_like(s22)
-            h, w = s22.shape
-            m = INTENSITY_HALF
-            for r0, r1, c0, c1 in windows:
-                a0, a1, b0, b1 = max(0, r0 - m), min(h, r1 + m), max(0, c0 - m), min(w, c1 + m)
-                part = _masked_mean(s22[a0:a1, b0:b1], keep[a0:a1, b0:b1], m)
-                bg[r0:r1, c0:c1] = part[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+            bg = paste_windows(torch.zeros_like(s22), windows, INTENSITY_HALF, lambda a0, a1, b0, b1: _masked_mean(
+                s22[a0:a1, b0:b1], keep[a0:a1, b0:b1], INTENSITY_HALF))
         intensity = torch.where(fire, (s22 - bg).clamp(min=0.0), torch.zeros_like(s22))
         log.info("%s: %d fire pixels (threshold %.3f)", self.name, int(fire.sum()), self.threshold)
         return FireMap(mask=fire, confidence=conf, intensity=intensity, detector=self.name,

@@ -4,7 +4,7 @@ Registered as ``sar-learned`` and ``sar-learned-onnx`` (the same network exporte
 by onnxruntime with TensorRT, CUDA, CPU providers). Both share every step but the network call,
 so they return the same detections for the same input. ``sar-learned`` runs its network with
 torch or onnxruntime (option ``runtime``, :data:`RUNTIMES`): ``auto`` is onnxruntime on a CPU,
-where it is ~3.8x faster than torch's kernels, and torch on CUDA.
+where it is ~4x faster than torch's kernels, and torch on CUDA.
 
 Why a learned detector next to CFAR: a CFAR test judges each pixel against its ring of
 clutter, so the bright but *structured* things a small-boat search must not report - azimuth
@@ -270,11 +270,14 @@ class _SarLearnedBase:
     #: Share of the working pixels the network saw in the last :meth:`network_pass` (1.0 without the cascade).
     last_window_fraction: float = 1.0
 
+    #: What runs the network (:data:`RUNTIMES` but ``auto``); ``sar-learned`` resolves its option.
+    runtime: str = "onnxruntime"
+
     @property
     def int8(self) -> bool:
         """Whether an int8 network runs (``runtime=onnxruntime-int8``, or an int8 file given to
         ``sar-learned-onnx``, whose metadata says so)."""
-        return (getattr(self, "runtime", "") == "onnxruntime-int8"
+        return (self.runtime == "onnxruntime-int8"
                 or str(self.metadata.get("precision", "")).startswith("int8"))
 
     @property
@@ -605,11 +608,11 @@ def _coarse_path(coarse_weights: str | Path | None, weights: str | Path | None, 
 #: CPU device for the shipped weights (their ``.onnx`` twin holds the same network: heads within
 #: 5e-6 of torch's, the same detections, ``tests/test_sar_learned.py``), torch otherwise. Why: on the
 #: 2-vCPU benchmark machine onnxruntime's CPU kernels (MLAS, fused conv + add + ReLU) ran the shipped
-#: network 3.8x faster than torch's (0.28 vs 1.06 s for a 1536 px working tile;
+#: network 3.9x faster than torch's (0.34 vs 1.33 s for a 1536 px working tile;
 #: ``benchmarks/net_runtime.py``, ``benchmarks/results/net_runtime_cpu.json``); on CUDA torch is the
 #: path the GPU work is measured on.
 #: ``onnxruntime-int8`` runs the int8 quantisation of that export (``sar_centernet_int8.onnx``,
-#: :mod:`detectors.training.quantize_sar`): 1.7x faster again on a CPU with VNNI; its detections
+#: :mod:`detectors.training.quantize_sar`): ~2x faster again on a CPU with VNNI; its detections
 #: differ slightly from float32's (validation: ``benchmarks/results/sar_int8/``).
 RUNTIMES = ("auto", "torch", "onnxruntime", "onnxruntime-int8")
 
@@ -673,8 +676,7 @@ class LearnedSarDetector(_SarLearnedBase):
     """The CenterNet on ``device`` (CPU or CUDA), run by torch or onnxruntime (:data:`RUNTIMES`)."""
 
     name = "sar-learned"
-    #: The network's runtime after ``auto`` was resolved (one of :data:`RUNTIMES` but ``auto``).
-    runtime: str = "torch"
+    runtime = "torch"  # until __init__ resolves its option
     #: onnxruntime sessions (main, coarse) when :attr:`runtime` is onnxruntime.
     sessions: SessionGuard | None = None
     coarse_sessions: SessionGuard | None = None

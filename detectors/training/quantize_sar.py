@@ -2,7 +2,7 @@
 
 Why: on a CPU the network is most of the shipped default's time, and CPUs with VNNI (AVX-512 or
 AVX-VNNI; AMD Zen 4, Intel Ice Lake and later) run int8 convolutions faster than float32: the
-network 1.7x faster than in float32 onnxruntime on the 2-vCPU benchmark machine
+network ~2x faster than in float32 onnxruntime on the 2-vCPU benchmark machine
 (``benchmarks/results/net_runtime_cpu.json``), a whole scan ~1.1x (``scan_cpu.json``). The weights do not change: the float32 ONNX export is
 quantised after training (per-channel int8 weights, uint8 activations, QDQ format), with the
 activation ranges measured on inputs the network sees in the shipped pipeline - working-grid
