@@ -39,6 +39,7 @@ from detectors import Detection, detector_modality, get_detector, list_detectors
 from detectors.fire.clusters import cluster_fire_pixels, firemap_to_pixels
 from pipelines.alerts.model import Alert, make_alert_id
 from pipelines.errors import OrbitwatchError, SceneError, SceneTimeoutError, SceneTooLargeError, ScanOptionError
+from pipelines.memory import keep_large_blocks
 from pipelines.scene import Scene, Tile, iter_tiles, open_scene
 from pipelines.scene.landmask import LandPlan
 from pipelines.scene.tiling import dedupe_by_distance
@@ -419,6 +420,7 @@ def scan_scene(
     (benchmarks) collects per-stage wall time; see :class:`StageTimer`.
     """
     options = options or ScanOptions()
+    keep_large_blocks()  # per-tile buffers reused, not mapped and faulted in again (pipelines.memory)
     tm: StageTimer | _NoTimer = timer if timer is not None else _NO_TIMER
     t0 = time.perf_counter()
     t_open = t0

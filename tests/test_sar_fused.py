@@ -90,3 +90,30 @@ def test_bad_operating_point_is_a_clear_error() -> None:
 
     with pytest.raises(DetectorInputError, match="unconfirmed_min_score"):
         get_detector("sar-fused", device="cpu", unconfirmed_min_score=3.0)
+
+
+def test_the_cfar_runs_only_on_tiles_where_the_network_found_something() -> None:
+    """A batch of a ship tile, an open-sea tile and another ship tile: the CFAR measures the two
+    ship tiles only (open sea has no learned detection to lend geometry to), and every tile's
+    detections equal those of the CFAR run on all three (the order before)."""
+    ship = np.full((512, 512), 0.01)
+    ship[238:274, 120:360] = 30.0
+    tiles = np.stack([_imaged(ship, seed=1), _imaged(np.full((512, 512), 0.01), seed=2), _imaged(ship, seed=3)])
+    x = torch.from_numpy(tiles)
+    valid = torch.ones(x.shape, dtype=torch.bool)
+    valid[2, :, 500:] = False  # a no-data strip: the valid mask follows its tile into the CFAR
+    det = get_detector("sar-fused", device="cpu")
+    seen: list[int] = []
+    run_cfar = det.cfar.detect_batch
+
+    def counted(sigma0: torch.Tensor, **kw: object) -> list[list[Detection]]:
+        seen.append(int(sigma0.shape[0]))
+        return run_cfar(sigma0, **kw)  # type: ignore[arg-type]
+
+    det.cfar.detect_batch = counted  # type: ignore[method-assign]
+    got = det.detect_batch(x, spacing_m=SP, valid=valid)
+    assert seen == [2] and got[1] == [] and got[0] and got[2]
+    learned = det.learned.detect_batch(x, spacing_m=SP, valid=valid)
+    everywhere = run_cfar(x, spacing_m=SP, valid=valid)
+    assert learned[1] == []
+    assert got == [fuse(a, b, SP) for a, b in zip(learned, everywhere)]

@@ -70,6 +70,14 @@ def test_fine_tile_windows_are_the_whole_padded_tile(invalid: float) -> None:
         assert torch.equal(tile.window(r0, c0, h, w), whole[:, r0:r0 + h, c0:c0 + w]), (r0, c0)
     beyond = tile.window(200, 180, 32, 32)
     assert torch.equal(beyond[:, :3, :1], whole[:, 200:203, 180:181]) and not beyond[:, 3:].any()
+    # several windows at once (the fine pass's batch), inside the tile and across its edge
+    at = [(0, 0), (96, 112), (160, 144), (192, 176), (16, 32)]
+    many = tile.windows(at, 32, 32)
+    assert many.shape == (5, 2, 32, 32)
+    for k, (r0, c0) in enumerate(at):
+        assert torch.equal(many[k], tile.window(r0, c0, 32, 32)), (r0, c0)
+    inside = tile.windows(at[:2] + at[-1:], 32, 32)  # all inside: one normalisation
+    assert torch.equal(inside, torch.stack([whole[:, r0:r0 + 32, c0:c0 + 32] for r0, c0 in at[:2] + at[-1:]]))
 
 
 def test_fine_pass_scores_from_windows_equal_those_from_the_whole_tile() -> None:
@@ -94,3 +102,44 @@ def test_fine_pass_scores_from_windows_equal_those_from_the_whole_tile() -> None
     # each centre scored alone (its own one-window batch) gives the same score: the shared window
     # is looked up at the right index
     assert [fine_window_scores(heads, fine[0], [c])[0] for c in centres] == a
+
+
+def _reference_grid(sigma0: torch.Tensor, spacing: tuple[float, float], valid: torch.Tensor | None,
+                    target_m: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The working-grid resampling as documented: area means of sigma0 * v and of v (bilinear when
+    finer), power their ratio, zero where less than half was valid."""
+    b, h, w = sigma0.shape
+    hw, ww = N.working_shape((h, w), spacing, target_m)
+    v = torch.ones_like(sigma0) if valid is None else valid.to(sigma0.dtype)
+    if (hw, ww) == (h, w):
+        return sigma0 * v, v > 0.5
+    x = torch.stack([sigma0 * v, v], dim=1)
+    mode = {"mode": "area"} if hw <= h and ww <= w else {"mode": "bilinear", "align_corners": False}
+    y = torch.nn.functional.interpolate(x, size=(hw, ww), **mode)
+    frac = y[:, 1]
+    ok = frac >= 0.5
+    return y[:, 0] / frac.clamp_min(1e-6) * ok, ok
+
+
+@pytest.mark.parametrize("shape,spacing,invalid,target", [
+    ((2, 400, 480), (0.5, 0.5), 0.0, None),  # 2x2 means, all valid: avg_pool2d, no mask arithmetic
+    ((1, 400, 480), (0.5, 0.5), 0.25, None),  # 2x2 means with no-data
+    ((1, 256, 320), (0.25, 0.25), 0.0, None),  # 4x4
+    ((1, 300, 320), (0.5, 0.25), 0.1, None),  # anisotropic 2x4
+    ((1, 350, 350), (0.35, 0.35), 0.0, None),  # non-integer factor: area resampling
+    ((1, 401, 399), (0.5, 0.5), 0.0, None),  # odd sides: not an exact factor
+    ((1, 200, 240), (1.0, 1.0), 0.3, None),  # the grid itself
+    ((1, 200, 240), (1.0, 1.0), 0.0, None),
+    ((1, 200, 240), (1.0, 1.0), 0.0, 4.0),  # a pyramid level, all valid
+    ((1, 200, 240), (1.0, 1.0), 0.3, 2.0),  # a pyramid level with no-data
+    ((1, 100, 120), (1.0, 1.0), 0.0, 0.5),  # finer: bilinear
+])
+def test_working_grid_equals_the_documented_resampling(shape: tuple[int, ...], spacing: tuple[float, float],
+                                                       invalid: float, target: float | None) -> None:
+    power, valid = _tile(shape, invalid, seed=shape[-1] + int(10 * spacing[1]))
+    for v in ((valid, None) if invalid == 0.0 else (valid,)):
+        got_p, got_v = N.to_working_grid(power, spacing, v, target_m=target)
+        ref_p, ref_v = _reference_grid(power, spacing, v, target_m=target)
+        assert got_p.shape == ref_p.shape and got_v.dtype == torch.bool
+        assert torch.equal(got_p, ref_p) and torch.equal(got_v, ref_v)
+        assert got_p.data_ptr() != power.data_ptr()  # a new tensor: callers may keep the input

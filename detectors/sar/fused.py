@@ -137,11 +137,27 @@ class FusedSarDetector:
 
     def detect_batch(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
                      valid: torch.Tensor | None = None) -> list[list[Detection]]:
-        """(B, H, W) tiles -> detections per tile (the CFAR first: with the cascade its objects are
-        candidates the network looks at)."""
-        cb = self.cfar.detect_batch(sigma0, spacing_m=spacing_m, valid=valid)
-        hints = [[(d.row, d.col) for d in dets] for dets in cb] if self.learned.cascade_on else None
-        lb = self.learned.detect_batch(sigma0, spacing_m=spacing_m, valid=valid, candidates=hints)
+        """(B, H, W) tiles -> detections per tile.
+
+        The network first, and the CFAR only on the tiles where it found something: a fused
+        detection is always a learned one, so a tile without any has nothing for the CFAR to
+        measure - the same detections, and open sea (most of a maritime scene) costs the network
+        alone. With the cascade the CFAR runs first on every tile: its objects are candidates
+        the network looks at."""
+        if self.learned.cascade_on:
+            cb = self.cfar.detect_batch(sigma0, spacing_m=spacing_m, valid=valid)
+            lb = self.learned.detect_batch(sigma0, spacing_m=spacing_m, valid=valid,
+                                           candidates=[[(d.row, d.col) for d in dets] for dets in cb])
+        else:
+            lb = self.learned.detect_batch(sigma0, spacing_m=spacing_m, valid=valid)
+            busy = [i for i, dets in enumerate(lb) if dets]
+            cb = [[] for _ in lb]
+            if busy:
+                sub = busy if len(busy) < len(lb) else slice(None)
+                found = self.cfar.detect_batch(sigma0[sub], spacing_m=spacing_m,
+                                               valid=None if valid is None else valid[sub])
+                for i, dets in zip(busy, found):
+                    cb[i] = dets
         return [fuse(a, b, spacing_m, self.name, self.unconfirmed_min_score) for a, b in zip(lb, cb)]
 
     def detect(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],

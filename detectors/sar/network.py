@@ -79,6 +79,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from detectors.errors import WeightsError
+from detectors.sar.cfar import all_true
 # The weights checksums are read as every shipped model's are (SHA256SUMS, else <file>.sha256).
 from detectors.integrity import recorded_sha256 as expected_sha256
 from detectors.integrity import sha256_file
@@ -201,6 +202,15 @@ def working_shape(shape: tuple[int, int], spacing_m: tuple[float, float],
             max(1, int(round(shape[1] * spacing_m[1] / t))))
 
 
+def _pool_factor(n: int, m: int) -> int | None:
+    """The factor k when ``m`` output pixels average exactly k input pixels each and k is a power
+    of two (2, 4, 8...); None otherwise. For those factors the window mean is exact in float32
+    either way (a power-of-two divisor), so :func:`torch.nn.functional.avg_pool2d` returns the
+    same bits as the adaptive ("area") resampling (``tests/test_sar_normalise.py``) at less cost."""
+    k = n // m if m else 0
+    return k if k >= 2 and k * m == n and k & (k - 1) == 0 else None
+
+
 def to_working_grid(sigma0: torch.Tensor, spacing_m: tuple[float, float],
                     valid: torch.Tensor | None = None, target_m: float | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,17 +221,36 @@ def to_working_grid(sigma0: torch.Tensor, spacing_m: tuple[float, float],
     are left out of each average) and bilinearly interpolated where coarser - which the
     working grid itself never asks for (only an explicit finer ``target_m``, as the fine pass
     does). A working pixel is valid when at least half of what it averages was valid.
+
+    Written for speed on a CPU, with the values of the plain expression
+    (``power = area(sigma0 * v) / area(v)`` where ``v`` is the valid mask as 0/1, then zeroed
+    where ``area(v) < 0.5``): power-of-two factors on a CPU use ``avg_pool2d``
+    (:func:`_pool_factor`), and there a tile whose pixels are all valid skips the mask arithmetic
+    (a fraction of exactly 1 changes nothing). Identical values, ``tests/test_sar_normalise.py``.
     """
     b, h, w = sigma0.shape
     hw, ww = working_shape((h, w), spacing_m, target_m)
-    v = torch.ones_like(sigma0) if valid is None else valid.to(sigma0.dtype)
+    everywhere = valid is None or all_true(valid)
     if (hw, ww) == (h, w):
+        if everywhere:
+            return sigma0.clone(), torch.ones_like(sigma0, dtype=torch.bool)
+        v = valid.to(sigma0.dtype)
         return sigma0 * v, v > 0.5
-    x = torch.stack([sigma0 * v, v], dim=1)
-    if hw <= h and ww <= w:
-        y = F.interpolate(x, size=(hw, ww), mode="area")
-    else:
-        y = F.interpolate(x, size=(hw, ww), mode="bilinear", align_corners=False)
+    down = hw <= h and ww <= w
+    kr, kc = (_pool_factor(h, hw), _pool_factor(w, ww)) if down and sigma0.device.type == "cpu" else (None, None)
+
+    def area(t: torch.Tensor) -> torch.Tensor:
+        if kr is not None and kc is not None:
+            return F.avg_pool2d(t, (kr, kc))
+        if down:
+            return F.interpolate(t, size=(hw, ww), mode="area")
+        return F.interpolate(t, size=(hw, ww), mode="bilinear", align_corners=False)
+
+    if everywhere and kr is not None and kc is not None:
+        # The mean of all-valid flags over a power-of-two window is exactly 1: power / 1, all valid.
+        return area(sigma0[:, None])[:, 0], torch.ones((b, hw, ww), dtype=torch.bool, device=sigma0.device)
+    v = torch.ones_like(sigma0) if everywhere else valid.to(sigma0.dtype)
+    y = area(torch.stack([sigma0 * v, v], dim=1))
     frac = y[:, 1]
     power = y[:, 0] / frac.clamp_min(1e-6)
     ok = frac >= 0.5
@@ -261,12 +290,13 @@ def normal_stats(power: torch.Tensor, valid: torch.Tensor, db: torch.Tensor | No
 
 def normal_channels(db: torch.Tensor, valid: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None,
                     out: torch.Tensor | None = None) -> torch.Tensor:
-    """(h, w) dB + valid + :func:`normal_stats` -> the (2, h, w) float32 network input, into ``out``.
+    """(..., h, w) dB + valid + :func:`normal_stats` -> the (..., 2, h, w) float32 network input,
+    into ``out`` (leading dimensions: several windows of one tile at once, the fine pass).
 
     The same operations, in the same order, as the expression in the module docstring, written
     into one buffer: identical values (``tests/test_sar_normalise.py``) at a third of the passes."""
     if out is None:
-        out = torch.empty((2,) + tuple(db.shape), dtype=torch.float32, device=db.device)
+        out = torch.empty(tuple(db.shape[:-2]) + (2,) + tuple(db.shape[-2:]), dtype=torch.float32, device=db.device)
     if stats is None:
         return out.zero_()
     m, mad = stats
@@ -274,12 +304,12 @@ def normal_channels(db: torch.Tensor, valid: torch.Tensor, stats: tuple[torch.Te
     if c.dtype != torch.float32:  # the float32 in-place steps below would round differently
         c0 = (c / 10.0).clamp(-2.0, 5.0)
         c1 = (c / (1.4826 * mad + 0.1) / 5.0).clamp(-2.0, 5.0)
-        out.copy_(torch.stack([c0, c1]) * valid)
+        out.copy_(torch.stack([c0, c1], dim=-3) * valid.unsqueeze(-3))
         return out
-    torch.div(c, 10.0, out=out[0]).clamp_(-2.0, 5.0)
-    torch.div(c, 1.4826 * mad + 0.1, out=out[1]).div_(5.0).clamp_(-2.0, 5.0)
-    if not bool(valid.all()):
-        out.mul_(valid)
+    torch.div(c, 10.0, out=out.select(-3, 0)).clamp_(-2.0, 5.0)
+    torch.div(c, 1.4826 * mad + 0.1, out=out.select(-3, 1)).div_(5.0).clamp_(-2.0, 5.0)
+    if not all_true(valid):
+        out.mul_(valid.unsqueeze(-3))
     return out
 
 
