@@ -67,8 +67,9 @@ from detectors.sar import network
 from detectors.sar.ambiguity import ghost_flags
 from detectors.sar.cascade import PRESCREEN_CH0, heads_in_windows, plan_windows, window_fraction
 from detectors.sar.decode import GHOST_EVIDENCE_FLOOR, Peak, TakenBlobs, decode_tile, peak_geometry
-from detectors.sar.fine_pass import (FINE_CANDIDATE_FLOOR, FINE_MAX_INPUT_SPACING_M, FINE_THRESHOLD, FineScores, FineTile,
-                                     confirm_small_candidates, fine_grid, fine_window_scores)
+from detectors.sar.fine_pass import (FINE_CANDIDATE_FLOOR, FINE_INT8_MARGIN, FINE_MAX_INPUT_SPACING_M, FINE_THRESHOLD,
+                                     FineScores, FineTile, confirm_small_candidates, fine_grid, fine_window_scores,
+                                     screened_scores)
 from detectors.sar.network import (CLASSES, MODEL_NAME, MODEL_VERSION, NORMALISATION, ONNX_FILE, ONNX_INPUT,
                                    ONNX_OUTPUTS, PT_FILE, STRIDE, WEIGHTS_DIR, WORKING_SPACING_M, SarCenterNet,
                                    SarCenterNetExport, export_onnx, load_checkpoint, normalise, pad_to_multiple,
@@ -229,6 +230,7 @@ class _SarLearnedBase:
         self._base_version = f"{meta.get('version', MODEL_VERSION)}+post{POSTPROCESS_REVISION}"
         #: Input spacings (m) the weights were trained for (see :meth:`spacing_note`).
         self.trained_spacing = _trained_spacing(meta) or TRAINED_SPACING_M
+        self.fine_windows = {"int8": 0, "float32": 0}
 
     #: The second weights for coarse working grids, when loaded (see :meth:`uses_coarse`).
     coarse_meta: Mapping[str, Any] | None = None
@@ -337,11 +339,33 @@ class _SarLearnedBase:
         """Whether the fine confirmation pass runs for tiles of this pixel spacing."""
         return self.fine_threshold is not None and max(spacing) <= FINE_MAX_INPUT_SPACING_M
 
+    #: The int8 network that screens the fine pass's windows (:data:`FINE_INT8_MARGIN`), when on.
+    fine_screen: SessionGuard | None = None
+    #: Fine-pass windows scored so far: by the int8 screen, and by the detector's own network.
+    fine_windows: dict[str, int]
+
     def _fine_scores(self, fine_feats: FineTile | torch.Tensor, centres: list[tuple[float, float]]) -> list[float]:
         """This detector's fine-grid score for each candidate (working-grid row, col): the fine
         confirmation pass's windows (:func:`~detectors.sar.fine_pass.fine_window_scores`) run
-        through :meth:`heads`, so test-time augmentation applies there too."""
-        return fine_window_scores(self.heads, fine_feats, centres)
+        through :meth:`heads`, so test-time augmentation applies there too. With the int8 screen
+        (:attr:`fine_screen`), a score below ``fine_threshold - FINE_INT8_MARGIN`` is the int8
+        network's (it only says "below the threshold"); every other is the detector's own."""
+        counts = self.fine_windows
+        exact = functools.partial(fine_window_scores, self.heads, fine_feats)
+        floor = (self.fine_threshold or 0.0) - FINE_INT8_MARGIN
+        if self.fine_screen is None or self.tta != 1 or floor <= 0.0:
+            counts["float32"] += len(centres)
+            return exact(centres)
+        guard = self.fine_screen
+
+        def rough(at: list[tuple[float, float]]) -> list[float]:
+            guard.tick()  # radiation hardening hook: the int8 session rebuilt from verified bytes too
+            return fine_window_scores(lambda x: _run_session(guard.session, x, self.device), fine_feats, at)
+
+        scores, again = screened_scores(rough, exact, centres, floor)
+        counts["int8"] += len(centres)
+        counts["float32"] += again
+        return scores
 
     def _check(self, sigma0: torch.Tensor, spacing_m: Any, valid: torch.Tensor | None,
                batched: bool) -> tuple[float, float]:
@@ -686,7 +710,7 @@ class LearnedSarDetector(_SarLearnedBase):
                  reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID,
                  fine_threshold: float | None = FINE_THRESHOLD, coarse_weights: str | Path | None = None,
                  cascade: bool = False, prescreen: float = PRESCREEN_CH0, runtime: str = "auto",
-                 **kw: Any) -> None:
+                 fine_int8: bool = True, **kw: Any) -> None:
         """``weights``: a ``.pt`` checkpoint (default: the shipped one), verified by sha256;
         ``coarse_weights``: a second checkpoint for inputs coarser than 1 m (default: the shipped
         ``sar_centernet_coarse.pt`` when there is one and ``weights`` is the default; ``"none"``: one
@@ -702,7 +726,10 @@ class LearnedSarDetector(_SarLearnedBase):
         threshold (:data:`PRESCREEN_CH0`);
         ``runtime``: ``auto``, ``torch``, ``onnxruntime`` or ``onnxruntime-int8`` (:data:`RUNTIMES`;
         onnxruntime runs the ``.onnx`` export beside the checkpoint - ``_int8.onnx`` for int8 -
-        checked to name the same model and version)."""
+        checked to name the same model and version);
+        ``fine_int8``: screen the fine pass's windows with the shipped int8 network first
+        (:data:`~detectors.sar.fine_pass.FINE_INT8_MARGIN`; only with the shipped weights in
+        float32 onnxruntime, the CPU default; the same confirmations at about half the pass's cost)."""
         if kw:
             raise DetectorInputError(f"sar-learned: unknown option(s) {', '.join(sorted(kw))}; known: {', '.join(detector_options(self.name))}")
         if runtime not in RUNTIMES:
@@ -714,6 +741,10 @@ class LearnedSarDetector(_SarLearnedBase):
         # when the ONNX twin cannot serve, and training tools read it (3.7 MB).
         self.net = SarCenterNetExport(net).to(self.device).eval()
         self.runtime = self._start_runtime(runtime, weights, sha256, meta)
+        if not isinstance(fine_int8, bool):
+            raise DetectorInputError(f"sar-learned: fine_int8 must be true or false, got {fine_int8!r}")
+        if fine_int8 and self.runtime == "onnxruntime" and weights is None and self.fine_threshold is not None:
+            self.fine_screen = self._start_fine_screen(meta)
         # --- radiation hardening hook (detectors/integrity.py): live weights re-hashed every few
         # batches; a bit flip is restored from the golden copy, else from the verified file.
         self.integrity = WeightGuard(self.net, name=self.name,
@@ -761,6 +792,16 @@ class LearnedSarDetector(_SarLearnedBase):
             log.warning("%s: %s; running the network on torch instead", self.name, exc)
             return "torch"
         return runtime
+
+    def _start_fine_screen(self, meta: Mapping[str, Any]) -> SessionGuard | None:
+        """The shipped int8 network as the fine pass's screen, or None (with a warning) when it
+        cannot serve: the pass then scores every window in float32, with the same results."""
+        try:
+            return _same_network(_session_guard(verify_weights(network.INT8_ONNX_FILE), self.device,
+                                                self.name + "-fine-int8"), meta)
+        except WeightsError as exc:
+            log.warning("%s: %s; the fine pass runs without its int8 screen", self.name, exc)
+            return None
 
     def _heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # radiation hardening hooks: torch weights re-hashed, onnxruntime sessions rebuilt (integrity.py)
