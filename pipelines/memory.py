@@ -8,18 +8,19 @@ of its pages is faulted in and zeroed by the kernel. On the 2-vCPU benchmark mac
 7.3 s of system time in a 24 s two-scene scan (``/usr/bin/time -v``). Raising the mmap and trim
 thresholds keeps those blocks in the heap for reuse: the scan's system time fell to 3-5 s and
 its wall time by ~1.5-2 s (``benchmarks/scan_cpu.py``), at the price of the process keeping
-its peak heap (peak RSS 2.9 -> 3.1-3.3 GB on that scan) instead of returning it between tiles.
+its peak heap (peak RSS ~2.9 -> 3.4-3.5 GB on that scan) instead of returning it between tiles.
 
 No allocator library fits (jemalloc/tcmalloc would have to be preloaded before Python starts,
 which a user's ``orbitwatch`` or Prefect worker does not do), so this is two ``mallopt`` calls
 through ctypes, once per process. Elsewhere (macOS, musl, Windows) it does nothing.
-``ORBITWATCH_KEEP_HEAP=0`` in the environment leaves the allocator's defaults alone.
+The setting is per process: a long-lived host of scans (a Prefect worker, the node) keeps its
+peak heap between scans too. ``ORBITWATCH_KEEP_HEAP=0`` in the environment leaves the allocator's
+defaults alone.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import sys
@@ -52,13 +53,17 @@ def keep_large_blocks() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own C library (no ldconfig lookup)
     except (OSError, AttributeError):  # not glibc (musl has no mallopt thresholds)
         log.debug("no glibc mallopt: allocator defaults kept")
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    ok = bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_BYTES))
-    log.debug("glibc mmap/trim thresholds set to %d bytes: %s", KEEP_BYTES, ok)
-    _done = ok
-    return ok
+    # Each on its own: a C library that refuses one (the mallopt(3) page documents a 32 MiB cap on
+    # the mmap threshold; glibc 2.36 accepts 1 GiB) still gets the other.
+    mmap_ok = bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES))
+    trim_ok = bool(mallopt(M_TRIM_THRESHOLD, KEEP_BYTES))
+    if not mmap_ok:
+        log.info("this C library refused an mmap threshold of %d bytes: large blocks stay mapped", KEEP_BYTES)
+    log.debug("glibc thresholds set to %d bytes: mmap %s, trim %s", KEEP_BYTES, mmap_ok, trim_ok)
+    _done = mmap_ok and trim_ok
+    return _done

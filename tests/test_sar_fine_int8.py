@@ -102,3 +102,18 @@ def test_the_screen_session_is_rebuilt_on_schedule() -> None:
         det._fine_scores(tile, [(100.0, 100.0)])
     assert guard.session is not first
     assert det.fine_windows["int8"] == guard.every_calls + 1
+
+
+def test_a_pass_finished_again_at_a_lower_fine_threshold_does_not_reuse_screened_scores() -> None:
+    """finish() may run again on one network pass (threshold sweeps); scores the screen left at
+    their int8 value (below its floor) must not decide at a fine threshold that is lower."""
+    screened, plain = LearnedSarDetector(), LearnedSarDetector(fine_int8=False)
+    x, v = _scene(7102)
+    npass = screened.network_pass(x[None], spacing_m=(0.5, 0.5), valid=v[None])
+    screened.finish(npass)
+    n, f32 = screened.fine_windows["int8"], screened.fine_windows["float32"]
+    assert n > f32  # some candidates left at their int8 scores
+    screened.fine_threshold = plain.fine_threshold = 0.2  # floor below 0: every window in float32
+    again = screened.finish(npass)
+    assert screened.fine_windows["float32"] == f32 + n  # all of them scored again, none reused
+    assert again == plain.finish(plain.network_pass(x[None], spacing_m=(0.5, 0.5), valid=v[None]))

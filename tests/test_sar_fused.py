@@ -117,3 +117,20 @@ def test_the_cfar_runs_only_on_tiles_where_the_network_found_something() -> None
     everywhere = run_cfar(x, spacing_m=SP, valid=valid)
     assert learned[1] == []
     assert got == [fuse(a, b, SP) for a, b in zip(learned, everywhere)]
+
+
+def test_a_tile_the_cfar_refuses_is_refused_even_where_the_network_finds_nothing() -> None:
+    """NaN at a valid pixel is an input error for sar-fused (its CFAR's check), on a tile with
+    ships and on open sea alike: skipping the CFAR on empty tiles must not turn it into no-data."""
+    import pytest
+
+    from detectors.errors import DetectorInputError
+
+    sea = torch.from_numpy(np.stack([_imaged(np.full((256, 256), 0.01), seed=s) for s in (4, 5)]))
+    sea[1, 100, 100] = float("nan")
+    det = get_detector("sar-fused", device="cpu")
+    with pytest.raises(DetectorInputError, match="NaN"):
+        det.detect_batch(sea, spacing_m=SP)
+    valid = torch.ones(sea.shape, dtype=torch.bool)
+    valid[1, 100, 100] = False  # the same pixel marked no-data: fine
+    assert det.detect_batch(sea, spacing_m=SP, valid=valid) == [[], []]

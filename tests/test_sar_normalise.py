@@ -133,10 +133,15 @@ def _reference_grid(sigma0: torch.Tensor, spacing: tuple[float, float], valid: t
     ((1, 200, 240), (1.0, 1.0), 0.0, 4.0),  # a pyramid level, all valid
     ((1, 200, 240), (1.0, 1.0), 0.3, 2.0),  # a pyramid level with no-data
     ((1, 100, 120), (1.0, 1.0), 0.0, 0.5),  # finer: bilinear
+    ((1, 4, 8), (0.25, 0.125), 0.0, None),  # to one pixel: torch's whole-axis mean, not avg_pool2d
+    ((1, 32, 32), (0.03125, 0.03125), 0.0, None),
+    ((1, 64, 2), (0.25, 0.5), 0.0, None),  # one side of one pixel
 ])
 def test_working_grid_equals_the_documented_resampling(shape: tuple[int, ...], spacing: tuple[float, float],
                                                        invalid: float, target: float | None) -> None:
     power, valid = _tile(shape, invalid, seed=shape[-1] + int(10 * spacing[1]))
+    if min(shape[-2:]) < 8:
+        power[..., :3, :5] = torch.rand(power[..., :3, :5].shape, generator=torch.Generator().manual_seed(1)) ** 4
     for v in ((valid, None) if invalid == 0.0 else (valid,)):
         got_p, got_v = N.to_working_grid(power, spacing, v, target_m=target)
         ref_p, ref_v = _reference_grid(power, spacing, v, target_m=target)

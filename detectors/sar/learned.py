@@ -135,7 +135,7 @@ class NetworkPass:
     spacing: tuple[float, float]  #: input pixel spacing (m)
     working_m: float = WORKING_SPACING_M  #: the working grid's spacing (m, :func:`~detectors.sar.network.working_spacing`)
     coarse: bool = False  #: the coarse weights made it (see :meth:`_SarLearnedBase.uses_coarse`)
-    fine_cache: list[dict[tuple[float, float], float]] = field(default_factory=list)  #: window scores
+    fine_cache: list[dict[tuple[tuple[float, float], float | None], float]] = field(default_factory=list)  #: window scores
 
 
 def required_overlap_px(spacing_m: float | tuple[float, float]) -> int:
@@ -341,7 +341,7 @@ class _SarLearnedBase:
 
     #: The int8 network that screens the fine pass's windows (:data:`FINE_INT8_MARGIN`), when on.
     fine_screen: SessionGuard | None = None
-    #: Fine-pass windows scored so far: by the int8 screen, and by the detector's own network.
+    #: Fine-pass candidates scored so far: by the int8 screen, and by the detector's own network.
     fine_windows: dict[str, int]
 
     def _fine_scores(self, fine_feats: FineTile | torch.Tensor, centres: list[tuple[float, float]]) -> list[float]:
@@ -592,11 +592,13 @@ class _SarLearnedBase:
         fine_on = self.fine_enabled(npass.spacing)
 
         def fine_scores(i: int, centres: list[tuple[float, float]]) -> list[float]:
-            cache = npass.fine_cache[i]  # a window's score does not depend on the threshold
-            todo = [c for c in centres if c not in cache]
+            # A window's score does not depend on the score threshold; keyed by the fine threshold
+            # too, because below it the int8 screen's scores only say "below" (FINE_INT8_MARGIN).
+            cache, ft = npass.fine_cache[i], self.fine_threshold
+            todo = [c for c in centres if (c, ft) not in cache]
             if todo:
-                cache.update(zip(todo, self._fine_scores(npass.fine_tile()[i], todo)))
-            return [cache[c] for c in centres]
+                cache.update(zip(((c, ft) for c in todo), self._fine_scores(npass.fine_tile()[i], todo)))
+            return [cache[(c, ft)] for c in centres]
 
         return [self._postprocess(npass.heat[i], npass.reg[i], npass.power[i], npass.valid[i], npass.shape,
                                   npass.spacing, [(f, h_c[i], r_c[i], v_c[i]) for f, h_c, r_c, v_c in npass.levels],
@@ -743,7 +745,8 @@ class LearnedSarDetector(_SarLearnedBase):
         self.runtime = self._start_runtime(runtime, weights, sha256, meta)
         if not isinstance(fine_int8, bool):
             raise DetectorInputError(f"sar-learned: fine_int8 must be true or false, got {fine_int8!r}")
-        if fine_int8 and self.runtime == "onnxruntime" and weights is None and self.fine_threshold is not None:
+        if (fine_int8 and self.runtime == "onnxruntime" and weights is None and self.fine_threshold is not None
+                and self.device.type == "cpu"):  # validated on the CPU provider only
             self.fine_screen = self._start_fine_screen(meta)
         # --- radiation hardening hook (detectors/integrity.py): live weights re-hashed every few
         # batches; a bit flip is restored from the golden copy, else from the verified file.

@@ -237,7 +237,9 @@ def to_working_grid(sigma0: torch.Tensor, spacing_m: tuple[float, float],
         v = valid.to(sigma0.dtype)
         return sigma0 * v, v > 0.5
     down = hw <= h and ww <= w
-    kr, kc = (_pool_factor(h, hw), _pool_factor(w, ww)) if down and sigma0.device.type == "cpu" else (None, None)
+    # (not for a 1-pixel side: torch takes the area mean of a whole axis in another summation order)
+    fast = down and sigma0.device.type == "cpu" and hw > 1 and ww > 1
+    kr, kc = (_pool_factor(h, hw), _pool_factor(w, ww)) if fast else (None, None)
 
     def area(t: torch.Tensor) -> torch.Tensor:
         if kr is not None and kc is not None:
