@@ -784,12 +784,25 @@ class CfarDetector:
             v = valid.to(self.device).bool()
         if valid is not None:
             x = torch.where(v, x, 0.0)
-        lo, hi = torch.aminmax(x)  # one pass; NaN propagates and fails both tests below
-        if not (bool(lo >= 0) and bool(hi < math.inf)):
-            if bool((~torch.isfinite(x)).any()):
-                raise DetectorInputError("sar-cfar: sigma0 has NaN/inf at valid pixels; mark no-data in `valid`")
-            raise DetectorInputError("sar-cfar: sigma0 must be linear intensity >= 0 (got negative values; dB input?)")
+        _check_values(x)
         return x, v, sp
+
+    @staticmethod
+    def check_values(sigma0: torch.Tensor, valid: torch.Tensor | None = None) -> None:
+        """DetectorInputError where :meth:`detect_batch` would refuse these values (NaN/inf or
+        negative at a valid pixel), without detecting: ``sar-fused`` asks it of the tiles it
+        does not run the CFAR on, so it refuses the same inputs either way."""
+        x = sigma0.to(torch.float32)
+        _check_values(x if valid is None else torch.where(valid.to(x.device, torch.bool), x, 0.0))
+
+
+def _check_values(x: torch.Tensor) -> None:
+    """DetectorInputError unless every value of ``x`` (no-data already zeroed) is finite and >= 0."""
+    lo, hi = torch.aminmax(x)  # one pass; NaN propagates and fails both tests below
+    if not (bool(lo >= 0) and bool(hi < math.inf)):
+        if bool((~torch.isfinite(x)).any()):
+            raise DetectorInputError("sar-cfar: sigma0 has NaN/inf at valid pixels; mark no-data in `valid`")
+        raise DetectorInputError("sar-cfar: sigma0 must be linear intensity >= 0 (got negative values; dB input?)")
 
 
 def objects(x: torch.Tensor, ys: torch.Tensor, ext: torch.Tensor, strong: torch.Tensor, mean: torch.Tensor,

@@ -98,20 +98,20 @@ class FineTile:
         """(N, 2, h, w): :meth:`window` at each origin, those inside the tile normalised together
         (one pass of each step over all of them instead of ~10 small ones per window: the same
         elementwise operations on the same values, ``tests/test_sar_normalise.py``)."""
-        out = torch.empty((len(origins), 2, h, w), dtype=torch.float32, device=self.power.device)
         H, W = self.power.shape
         inside = [i for i, (r0, c0) in enumerate(origins) if r0 + h <= H and c0 + w <= W]
+        normed = None
         if inside:
             cut = [origins[i] for i in inside]
-            power = torch.stack([self.power[r0:r0 + h, c0:c0 + w] for r0, c0 in cut])
-            valid = torch.stack([self.valid[r0:r0 + h, c0:c0 + w] for r0, c0 in cut])
-            normed = normal_channels(to_db(power), valid, self.stats)
+            normed = normal_channels(to_db(torch.stack([self.power[r0:r0 + h, c0:c0 + w] for r0, c0 in cut])),
+                                     torch.stack([self.valid[r0:r0 + h, c0:c0 + w] for r0, c0 in cut]), self.stats)
             if len(inside) == len(origins):
                 return normed
+        out = torch.empty((len(origins), 2, h, w), dtype=torch.float32, device=self.power.device)
+        if normed is not None:
             out[inside] = normed
-        for i, (r0, c0) in enumerate(origins):
-            if i not in set(inside):
-                out[i] = self.window(r0, c0, h, w)
+        for i in sorted(set(range(len(origins))) - set(inside)):  # across the tile's edge: one by one
+            out[i] = self.window(*origins[i], h, w)
         return out
 
     def full(self) -> torch.Tensor:

@@ -150,10 +150,11 @@ class FusedSarDetector:
                                            candidates=[[(d.row, d.col) for d in dets] for dets in cb])
         else:
             lb = self.learned.detect_batch(sigma0, spacing_m=spacing_m, valid=valid)
-            # A tile the CFAR would refuse (NaN/inf at valid pixels) is still given to it, so
-            # sar-fused refuses it as before instead of the network's silently reading it as no-data.
-            busy = [i for i, dets in enumerate(lb) if dets or self._cfar_refuses(sigma0[i], None if valid is None else valid[i])]
-            cb = [[] for _ in lb]
+            busy = [i for i, dets in enumerate(lb) if dets]
+            idle = [i for i, dets in enumerate(lb) if not dets]
+            if idle:  # refused as the CFAR refuses them (NaN at valid pixels), not read as no-data
+                self.cfar.check_values(sigma0[idle], None if valid is None else valid[idle])
+            cb: list[list[Detection]] = [[] for _ in lb]
             if busy:
                 sub = busy if len(busy) < len(lb) else slice(None)
                 found = self.cfar.detect_batch(sigma0[sub], spacing_m=spacing_m,
@@ -161,14 +162,6 @@ class FusedSarDetector:
                 for i, dets in zip(busy, found):
                     cb[i] = dets
         return [fuse(a, b, spacing_m, self.name, self.unconfirmed_min_score) for a, b in zip(lb, cb)]
-
-    @staticmethod
-    def _cfar_refuses(tile: torch.Tensor, valid: torch.Tensor | None) -> bool:
-        """Whether the CFAR's input check would refuse this tile (non-finite at a valid pixel)."""
-        bad = ~torch.isfinite(tile)
-        if valid is not None:
-            bad &= valid.to(tile.device, torch.bool)
-        return bool(bad.any())
 
     def detect(self, sigma0: torch.Tensor, *, spacing_m: tuple[float, float],
                valid: torch.Tensor | None = None) -> list[Detection]:

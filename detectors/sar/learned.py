@@ -62,6 +62,7 @@ import torch
 
 from detectors.errors import DetectorInputError, WeightsError
 from detectors.integrity import SessionGuard, WeightGuard
+from detectors.onnx_runtime import guarded_session, session_metadata
 from detectors.registry import detector_options, register
 from detectors.sar import network
 from detectors.sar.ambiguity import ghost_flags
@@ -664,13 +665,6 @@ def _onnx_installed() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def _session_guard(path: Path, device: torch.device, name: str, sha256: str | None = None) -> SessionGuard:
-    """A verified onnxruntime session of ``path``, rebuilt on schedule (:class:`SessionGuard`)."""
-    from detectors.onnx_runtime import guarded_session
-
-    return guarded_session(path, device, name, sha256)
-
-
 def _run_session(session: Any, feats: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The network's heads from an onnxruntime session, as torch tensors on ``device``."""
     x = feats.detach().to("cpu", torch.float32).contiguous().numpy()
@@ -681,8 +675,6 @@ def _run_session(session: Any, feats: torch.Tensor, device: torch.device) -> tup
 def _same_network(guard: SessionGuard, meta: Mapping[str, Any]) -> SessionGuard:
     """``guard``, after checking that its model's metadata names the checkpoint's model and version
     (WeightsError otherwise)."""
-    from detectors.onnx_runtime import session_metadata
-
     got, onnx_path = session_metadata(guard.session), guard.path
     for key in ("name", "version"):
         if key not in meta or key not in got:
@@ -763,7 +755,7 @@ class LearnedSarDetector(_SarLearnedBase):
             ctwin = _onnx_twin(cpath, self.runtime)
             if self.sessions is not None and ctwin.is_file():
                 self.coarse_sessions = _same_network(
-                    _session_guard(verify_weights(ctwin), self.device, self.name + "-coarse"), cmeta)
+                    guarded_session(verify_weights(ctwin), self.device, self.name + "-coarse"), cmeta)
             elif self.sessions is not None:
                 if runtime != "auto":  # asked for by name: the coarse net must not quietly differ
                     raise WeightsError(f"{self.name}: runtime {runtime} needs {ctwin} beside the coarse weights {cpath}")
@@ -788,7 +780,7 @@ class LearnedSarDetector(_SarLearnedBase):
             return runtime
         twin = _onnx_twin(weights, runtime)
         try:
-            self.sessions = _same_network(_session_guard(verify_weights(twin), self.device, self.name), meta)
+            self.sessions = _same_network(guarded_session(verify_weights(twin), self.device, self.name), meta)
         except WeightsError as exc:
             if explicit:
                 raise
@@ -800,7 +792,7 @@ class LearnedSarDetector(_SarLearnedBase):
         """The shipped int8 network as the fine pass's screen, or None (with a warning) when it
         cannot serve: the pass then scores every window in float32, with the same results."""
         try:
-            return _same_network(_session_guard(verify_weights(network.INT8_ONNX_FILE), self.device,
+            return _same_network(guarded_session(verify_weights(network.INT8_ONNX_FILE), self.device,
                                                 self.name + "-fine-int8"), meta)
         except WeightsError as exc:
             log.warning("%s: %s; the fine pass runs without its int8 screen", self.name, exc)
@@ -836,21 +828,19 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
         metadata carries the threshold and version. ``refine_centres``, ``reject_ambiguities``,
         ``pyramid``, ``fine_threshold``, ``coarse_weights`` (an ``.onnx`` here), ``cascade``,
         ``prescreen``: as for ``sar-learned``."""
-        from detectors.onnx_runtime import session_metadata
-
         if kw:
             raise DetectorInputError(f"sar-learned-onnx: unknown option(s) {', '.join(sorted(kw))}; known: {', '.join(detector_options(self.name))}")
         # The default read from detectors.sar.network, as load_checkpoint reads PT_FILE there.
         path = verify_weights(network.ONNX_FILE if weights is None else weights, sha256)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        self.sessions = _session_guard(path, self.device, self.name, sha256)
+        self.sessions = guarded_session(path, self.device, self.name, sha256)
         super().__init__(device, score_threshold, session_metadata(self.session))
         self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold, cascade, prescreen)
         self.providers = list(self.session.get_providers())
         self.coarse_sessions: SessionGuard | None = None
         cpath = _coarse_path(coarse_weights, weights, network.COARSE_ONNX_FILE)
         if cpath is not None:
-            self.coarse_sessions = _session_guard(verify_weights(cpath), self.device, self.name + "-coarse")
+            self.coarse_sessions = guarded_session(verify_weights(cpath), self.device, self.name + "-coarse")
             self._set_coarse(session_metadata(self.coarse_sessions.session), score_threshold)
 
     @property

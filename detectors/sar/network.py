@@ -277,7 +277,7 @@ def normal_stats(power: torch.Tensor, valid: torch.Tensor, db: torch.Tensor | No
 
     ``db``: the tile in dB when already made; else only the subsample is converted (the fine
     pass needs the statistics of a tile it normalises a few windows of)."""
-    everywhere = bool(valid.all())
+    everywhere = all_true(valid)
     src = power if db is None else db
     sample = src.reshape(-1) if everywhere else src[valid]  # row-major either way: the same sample
     if sample.numel() > STATS_SAMPLE:

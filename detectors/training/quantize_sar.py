@@ -36,14 +36,14 @@ from detectors.integrity import sha256_file
 from detectors.onnx_runtime import onnx_metadata, stamp_metadata
 from detectors.sar import network
 from detectors.sar.fine_pass import FINE_WINDOW_PX, fine_grid
-from detectors.sar.network import normalise, pad_to_multiple, to_working_grid
+from detectors.sar.network import PAD_MULTIPLE, normalise, pad_to_multiple, to_working_grid
 from detectors.synth.sar import make_sar_scene
 from detectors.training.splits import SYNTH_TRAIN_SEEDS
 
 log = logging.getLogger("orbitwatch.train.quantize_sar")
 
 #: Where the shipped int8 model lives (beside the float32 export it is made from).
-INT8_FILE = network.WEIGHTS_DIR / "sar_centernet_int8.onnx"
+INT8_FILE = network.INT8_ONNX_FILE
 #: Nodes kept in float32: the two 1x1 output convolutions and the sigmoid. Quantised, the heat
 #: logits fell on ~0.1-logit steps (scores 0.76, 0.74, 0.83...: the score, fine-pass and evidence
 #: thresholds would act on a staircase) and the log box sizes on ~5 % steps; they cost ~1 % of the
@@ -72,8 +72,8 @@ def calibration_inputs(n_scenes: int, size: int, seed0: int = CALIB_SEED0) -> It
         if sp <= 0.625:  # the fine pass runs there
             tile = fine_grid(x, (sp, sp), v)[0]
             h, w = tile.padded_shape[-2:]
-            r0 = (h // 2 - FINE_WINDOW_PX // 2) // 16 * 16
-            c0 = (w // 2 - FINE_WINDOW_PX // 2) // 16 * 16
+            r0 = (h // 2 - FINE_WINDOW_PX // 2) // PAD_MULTIPLE * PAD_MULTIPLE
+            c0 = (w // 2 - FINE_WINDOW_PX // 2) // PAD_MULTIPLE * PAD_MULTIPLE
             yield tile.window(max(r0, 0), max(c0, 0), min(FINE_WINDOW_PX, h), min(FINE_WINDOW_PX, w))[None].numpy()
 
 
