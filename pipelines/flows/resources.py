@@ -148,6 +148,23 @@ def require_dask() -> Any:
     return DaskTaskRunner
 
 
+#: distributed's logger that reports a comm closed under it - with its traceback, at INFO
+#: (``distributed/batched.py``, ``_background_send``). When the temporary cluster shuts down after a
+#: Completed run, the scheduler's stream to a worker that has just exited can close that way
+#: (a race: seen in ~1 of 6 runs of ``tests/test_flows_cli_output.py``; dask/distributed#7192), and
+#: the user reads a traceback after a run that succeeded. Its errors ("Error in batched write",
+#: ERROR) still show.
+BATCHED_LOGGER = "distributed.batched"
+
+
+def quiet_cluster_shutdown() -> None:
+    """Raise :data:`BATCHED_LOGGER` to WARNING in this process (the temporary cluster's scheduler
+    runs here), unless someone set its level already."""
+    batched = logging.getLogger(BATCHED_LOGGER)
+    if batched.level in (logging.NOTSET, logging.INFO):  # distributed's own config sets INFO
+        batched.setLevel(logging.WARNING)
+
+
 def make_task_runner(dask_address: str | None = None, dask_workers: int = 0, threads: int = 2) -> Any:
     """Where per-scene tasks run: an existing Dask cluster, a temporary local one, or threads.
 
@@ -160,6 +177,7 @@ def make_task_runner(dask_address: str | None = None, dask_workers: int = 0, thr
         DaskTaskRunner = require_dask()
         if dask_address:
             return DaskTaskRunner(address=dask_address)
+        quiet_cluster_shutdown()
         return DaskTaskRunner(cluster_kwargs={"n_workers": int(dask_workers), "threads_per_worker": 1,
                                               "processes": True, "dashboard_address": None})
     return ThreadPoolTaskRunner(max_workers=max(1, int(threads)))
