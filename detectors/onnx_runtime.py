@@ -56,6 +56,16 @@ def providers_for(device: torch.device | str | None) -> list[str]:
     return out
 
 
+#: Why CPU sessions run without onnxruntime's memory pattern (``enable_mem_pattern``, on by
+#: default): the pattern is traced and a block laid out per input shape, which pays when every
+#: call has one shape. A SAR scan's do not (three grids per tile, and a fine pass with a different
+#: number of windows each tile). ``python benchmarks/ort_mem_pattern.py`` replays the CPU
+#: benchmark's calls in fresh processes (2-vCPU Xeon, medians of 3): the grid calls took 6.47 s
+#: with it and 5.56 s without, the fine-pass calls 3.09 and 3.04 s; the outputs are the same bits
+#: (the pattern only places buffers). GPU sessions keep onnxruntime's default (not measured there).
+CPU_MEM_PATTERN = False
+
+
 def make_session(path: str | Path, device: torch.device | str | None = None,
                  intra_op_threads: int | None = None, model: bytes | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` for ``path`` with providers in TensorRT, CUDA, CPU order.
@@ -76,6 +86,8 @@ def make_session(path: str | Path, device: torch.device | str | None = None,
     if intra_op_threads is not None:
         opts.intra_op_num_threads = int(intra_op_threads)
     providers = providers_for(device)
+    if providers == ["CPUExecutionProvider"]:
+        opts.enable_mem_pattern = CPU_MEM_PATTERN
     try:
         sess = ort.InferenceSession(source, sess_options=opts, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph...)
