@@ -93,6 +93,7 @@ def make_session(path: str | Path, device: torch.device | str | None = None,
     except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph...)
         if providers != ["CPUExecutionProvider"]:
             log.warning("onnxruntime could not start %s with %s (%s); retrying on CPU", p.name, providers, exc)
+            opts.enable_mem_pattern = CPU_MEM_PATTERN  # now a CPU session like any other
             try:
                 sess = ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
             except Exception as exc2:
