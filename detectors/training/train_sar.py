@@ -619,6 +619,8 @@ def main(argv: list[str] | None = None) -> int:
         meta["crop"], meta["gauss_alpha"] = init_meta.get("crop"), init_meta.get("gauss_alpha")
         for key in ("trained_spacing_m", "coarse_fraction", "group_scenes", "ssdd_zooms"):
             meta[key] = init_meta.get(key, meta[key])
+        if "blend" in init_meta:  # weights made by blend_sar: keep what they are a blend of
+            meta["blend"] = init_meta["blend"]
     if init_meta is not None:  # the chain of commands that made these weights, oldest first
         meta["fine_tuned_from"] = {"training_command": init_meta.get("training_command"),
                                    "fine_tuned_from": init_meta.get("fine_tuned_from"),
