@@ -840,6 +840,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", type=Path, default=None,
                     help="a candidate learned .pt (verified against <file>.sha256 beside it; default: the shipped "
                          "weights); every learned-based method uses it")
+    ap.add_argument("--coarse-weights", default=None,
+                    help="learned: a second .pt for working grids coarser than 1 m (its .onnx beside it for "
+                         "onnxruntime), or 'none'; default: the detector's (the shipped one with the shipped weights)")
     ap.add_argument("--no-refine", action="store_true", help="learned: keep heatmap-peak centres (no blob refinement)")
     ap.add_argument("--no-ambiguity", action="store_true",
                     help="learned: keep azimuth ghosts (no detectors.sar.ambiguity rejection)")
@@ -893,6 +896,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.weights:
         opts["weights"] = args.weights
         opts["sha256"] = recorded_sha256(args.weights)  # None: the detector says what is missing
+    if args.coarse_weights is not None:
+        opts["coarse_weights"] = args.coarse_weights
     if args.pyramid is not None:
         opts["pyramid"] = () if args.pyramid == "none" else tuple(int(v) for v in args.pyramid.split(","))
     if args.fine_threshold is not None:
@@ -917,6 +922,10 @@ def main(argv: list[str] | None = None) -> int:
                            "learned_weights": str(args.weights) if args.weights else "shipped",
                            "learned_weights_sha256": network.sha256_file(weights),
                            "learned_runtime": learned.runtime,
+                           "learned_coarse_weights": (None if learned.coarse_meta is None else
+                                                      {"path": str(args.coarse_weights or network.COARSE_PT_FILE),
+                                                       "version": learned.coarse_meta.get("version"),
+                                                       "score_threshold": learned.coarse_threshold}),
                            "learned_training_command": learned.metadata.get("training_command"),
                            "learned_refine_centres": learned.refine_centres,
                            "learned_reject_ambiguities": learned.reject_ambiguities,
