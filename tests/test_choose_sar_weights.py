@@ -1,0 +1,57 @@
+"""benchmarks/experiments/choose_sar_weights.py: the blend round's rule read from eval_learned JSON.
+
+Run on the committed validation files, it must give back the numbers the rule file records for the
+shipped weights and the outcome recorded there; the tie and margin clauses are checked directly."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks" / "experiments"))
+import choose_sar_weights as csw  # noqa: E402
+
+R15 = REPO / "benchmarks" / "results" / "train_sar_1.5.0"
+RB = REPO / "benchmarks" / "results" / "blend_sar_1.5.1"
+BASE = f"{R15 / 'validation_B_1.4.0_generated.json'},{R15 / 'validation_B_1.4.0.json'}"
+
+
+def test_committed_validation_gives_the_recorded_scores_and_choice(tmp_path: Path) -> None:
+    out = tmp_path / "choice.json"
+    cands = [f"a{a}={RB / f'validation_gen_a{a}.json'},{RB / f'validation_ssdd_a{a}.json'}" for a in ("0.25", "0.5", "0.75")]
+    assert csw.main(["--base", BASE, *sum((["--candidate", c] for c in cands), []), "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert {k: got["base"][k] for k in ("S_fine", "LR", "S_coarse", "G")} == \
+        {"S_fine": 0.9574, "LR": 0.9552, "S_coarse": 0.8834, "G": 0.2805}
+    assert got["choice"] is None and all(c["fails"] for c in got["candidates"].values())
+    assert got == {**json.loads((RB / "choice.json").read_text()), "rule": got["rule"]}
+
+
+def test_the_second_file_supplies_the_ssdd_sweep_and_it_must_be_validation(tmp_path: Path) -> None:
+    # validation_B_1.4.0.json holds an older generated sweep too: read in second place, it is not used
+    s = csw.scores([R15 / "validation_B_1.4.0_generated.json", R15 / "validation_B_1.4.0.json"])
+    assert s["gen05"] == 0.9686
+    holdout = json.loads((R15 / "validation_B_1.4.0.json").read_text())
+    holdout["ssdd_sweep"]["split"] = "holdout"
+    bad = tmp_path / "holdout.json"
+    bad.write_text(json.dumps(holdout))
+    with pytest.raises(SystemExit, match="validation only"):
+        csw.scores([R15 / "validation_B_1.4.0_generated.json", bad])
+
+
+def _s(s_fine: float, lr: float, s_coarse: float, g: float) -> dict:
+    return {"S_fine": s_fine, "LR": lr, "S_coarse": s_coarse, "G": g}
+
+
+def test_margins_and_ties() -> None:
+    base = _s(0.95, 0.95, 0.88, 0.30)
+    assert csw.eligible(_s(0.945, 0.94, 0.88, 0.40), base) == []  # each margin exactly met
+    assert len(csw.eligible(_s(0.9449, 0.9399, 0.8799, 0.3999), base)) == 4
+    cands = {"a0.25": (0.25, _s(0.95, 0.95, 0.9, 0.705)), "a0.5": (0.5, _s(0.95, 0.95, 0.9, 0.71)),
+             "a0.75": (0.75, _s(0.90, 0.95, 0.9, 0.9))}  # the best G is not eligible
+    assert csw.choose(base, cands) == "a0.25"  # within 0.01 of the best eligible G: the smaller alpha
+    assert csw.choose(base, {"a0.5": (0.5, _s(0.90, 0.95, 0.9, 0.9))}) is None
