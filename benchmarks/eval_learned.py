@@ -882,6 +882,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.compare_onnx and args.weights:
         ap.error("--compare-onnx runs the shipped ONNX model; it cannot be compared with --weights")
+    if args.compare_onnx and args.coarse_weights is not None:
+        ap.error("--compare-onnx runs the shipped ONNX model with its own coarse weights; not with --coarse-weights")
     seeds_text = args.seeds if args.seeds is not None else ("1000" if args.quick else "1000-1009")
     size = args.size if args.size is not None else (256 if args.quick else 1024)
     ssdd_limit = args.ssdd_limit if args.ssdd_limit is not None else (3 if args.quick else None)
@@ -924,6 +926,8 @@ def main(argv: list[str] | None = None) -> int:
                            "learned_runtime": learned.runtime,
                            "learned_coarse_weights": (None if learned.coarse_meta is None else
                                                       {"path": str(args.coarse_weights or network.COARSE_PT_FILE),
+                                                       "sha256": network.sha256_file(
+                                                           args.coarse_weights or network.COARSE_PT_FILE),
                                                        "version": learned.coarse_meta.get("version"),
                                                        "score_threshold": learned.coarse_threshold}),
                            "learned_training_command": learned.metadata.get("training_command"),

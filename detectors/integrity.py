@@ -77,6 +77,24 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def record_sha256(path: str | Path) -> str:
+    """Record ``path``'s checksum where :func:`recorded_sha256` reads it first: its line in
+    ``SHA256SUMS`` beside it when that file lists it, else ``<file>.sha256``. The digest."""
+    p = Path(path)
+    digest = sha256_file(p)
+    sums = p.parent / "SHA256SUMS"
+    if sums.is_file():
+        lines = sums.read_text().splitlines()
+        hit = [i for i, ln in enumerate(lines) if [w.lstrip("*") for w in ln.split()[-1:]] == [p.name]]
+        if hit:
+            for i in hit:
+                lines[i] = f"{digest}  {p.name}"
+            sums.write_text("\n".join(lines) + "\n")
+            return digest
+    p.with_name(p.name + ".sha256").write_text(f"{digest}  {p.name}\n")
+    return digest
+
+
 def recorded_sha256(path: str | Path) -> str | None:
     """The checksum recorded for ``path``: its line in ``SHA256SUMS`` beside it, else ``<file>.sha256``."""
     p = Path(path)

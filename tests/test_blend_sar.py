@@ -127,3 +127,52 @@ def test_revalidating_a_blend_keeps_what_it_is_made_of(tmp_path: Path) -> None:
     assert meta["blend"]["alpha"] == 0.5 and meta["blend"]["base_version"] == "0.1.0"
     assert "blend_sar" in meta["fine_tuned_from"]["training_command"]
     assert (out2 / "sar_centernet.onnx").is_file()
+
+
+def test_blend_refuses_unrecorded_files_other_heads_nan_alpha_and_overwriting_an_input(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    b, t = _pair(tmp_path)
+    out = tmp_path / "out"
+    assert blend_sar.main(["--base", str(b), "--tuned", str(t), "--alpha", "nan", "--out", str(out)]) == 2
+    assert "alpha must lie in [0, 1]" in caplog.text
+    assert blend_sar.main(["--base", str(b), "--tuned", str(t), "--alpha", "0.5", "--out", str(b.parent)]) == 2
+    assert "would overwrite an input" in caplog.text
+    other = _save(tmp_path / "f" / "sar_centernet.pt", SarCenterNet(widths=WIDTHS, fpn=16),
+                  {"version": "0.4.0", "widths": list(WIDTHS), "fpn": 16, "training_command": "y",
+                   "fine_tuned_from": {"training_command": "train base"}})
+    assert blend_sar.main(["--base", str(b), "--tuned", str(other), "--alpha", "0.5", "--out", str(out)]) == 2
+    assert "fpn differ" in caplog.text
+    t.with_name(t.name + ".sha256").unlink()  # no checksum recorded at all
+    assert blend_sar.main(["--base", str(b), "--tuned", str(t), "--alpha", "0.5", "--out", str(out)]) == 2
+    assert "no recorded sha256" in caplog.text and str(t) in caplog.text
+    assert not out.exists()
+
+
+def test_descent_needs_the_base_command_and_metadata_compares_by_content(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    torch.manual_seed(0)
+    net = SarCenterNet(widths=WIDTHS, fpn=8)
+    # a base with no training command of its own, a tuned file whose parent has none either
+    b = _save(tmp_path / "b" / "sar_centernet.pt", net, {"version": "0.1.0", "widths": tuple(WIDTHS), "fpn": 8})
+    t = _save(tmp_path / "t" / "sar_centernet.pt", net, {"version": "0.2.0", "widths": list(WIDTHS), "fpn": 8,
+                                                         "fine_tuned_from": {"training_command": None}})
+    out = tmp_path / "out"
+    assert blend_sar.main(["--base", str(b), "--tuned", str(t), "--alpha", "0.5", "--out", str(out)]) == 2
+    assert "was not fine-tuned from" in caplog.text
+    # tuple and list widths are the same architecture
+    assert blend_sar.main(["--base", str(b), "--tuned", str(t), "--alpha", "0.5", "--out", str(out),
+                           "--allow-unrelated"]) == 0
+    meta = load_checkpoint(out / "sar_centernet.pt")[1]
+    assert meta["blend"]["base_version"] == "0.1.0" and "--out" not in meta["training_command"]
+    assert "--allow-unrelated" in meta["training_command"] and "tta" not in meta
+
+
+def test_blend_records_its_checksum_in_a_sha256sums_file_beside_it(tmp_path: Path) -> None:
+    b, t = _pair(tmp_path)
+    out = tmp_path / "weights"
+    out.mkdir()
+    (out / "SHA256SUMS").write_text(f"{'0' * 64}  sar_centernet.pt\n{'1' * 64}  fire_unet.pt\n")
+    assert blend_sar.main(["--base", str(b), "--tuned", str(t), "--alpha", "0.5", "--out", str(out)]) == 0
+    load_checkpoint(out / "sar_centernet.pt")  # verifies against the updated SHA256SUMS line
+    lines = (out / "SHA256SUMS").read_text().splitlines()
+    assert lines[1] == f"{'1' * 64}  fire_unet.pt" and not (out / "sar_centernet.pt.sha256").exists()

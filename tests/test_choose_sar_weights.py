@@ -28,6 +28,7 @@ def test_committed_validation_gives_the_recorded_scores_and_choice(tmp_path: Pat
     assert {k: got["base"][k] for k in ("S_fine", "LR", "S_coarse", "G")} == \
         {"S_fine": 0.9574, "LR": 0.9552, "S_coarse": 0.8834, "G": 0.2805}
     assert got["choice"] is None and all(c["fails"] for c in got["candidates"].values())
+    assert got["coarse_choice"] == "a0.75"  # the amendment's pick: the highest S_coarse, above B's
     assert got == {**json.loads((RB / "choice.json").read_text()), "rule": got["rule"]}
 
 
@@ -41,6 +42,19 @@ def test_the_second_file_supplies_the_ssdd_sweep_and_it_must_be_validation(tmp_p
     bad.write_text(json.dumps(holdout))
     with pytest.raises(SystemExit, match="validation only"):
         csw.scores([R15 / "validation_B_1.4.0_generated.json", bad])
+    gen = json.loads((R15 / "validation_B_1.4.0_generated.json").read_text())
+    gen["generated_sweep"]["seeds"] = [1000, 1019]
+    (tmp_path / "test_seeds.json").write_text(json.dumps(gen))
+    with pytest.raises(SystemExit, match="reach the test seeds"):
+        csw.scores([tmp_path / "test_seeds.json", R15 / "validation_B_1.4.0.json"])
+    with pytest.raises(SystemExit, match="different weights"):
+        csw.scores([R15 / "validation_B_1.4.0_generated.json", RB / "validation_ssdd_a0.5.json"])
+    with pytest.raises(SystemExit, match="one or two"):
+        csw.scores([])
+    with pytest.raises(SystemExit, match="does not end with its blend alpha"):
+        csw.main(["--base", BASE, "--candidate", f"best={R15 / 'validation_B_1.4.0.json'}"])
+    with pytest.raises(SystemExit, match="NAME=FILE"):
+        csw.main(["--base", BASE, "--candidate", "a0.5"])
 
 
 def _s(s_fine: float, lr: float, s_coarse: float, g: float) -> dict:
@@ -55,3 +69,10 @@ def test_margins_and_ties() -> None:
              "a0.75": (0.75, _s(0.90, 0.95, 0.9, 0.9))}  # the best G is not eligible
     assert csw.choose(base, cands) == "a0.25"  # within 0.01 of the best eligible G: the smaller alpha
     assert csw.choose(base, {"a0.5": (0.5, _s(0.90, 0.95, 0.9, 0.9))}) is None
+    # B's real values: G exactly 0.10 above 0.2805 meets the rule (0.2805 + 0.10 is 0.38050000000000006)
+    real = _s(0.9574, 0.9552, 0.8834, 0.2805)
+    assert csw.eligible(_s(0.9524, 0.9452, 0.8834, 0.3805), real) == []
+    # the amendment: no eligible candidate, the highest S_coarse above the base's; none above: none
+    worse = {"a0.5": (0.5, _s(0.90, 0.95, 0.91, 0.9)), "a0.75": (0.75, _s(0.90, 0.95, 0.92, 0.9))}
+    assert csw.coarse_choice(real, worse) == "a0.75"
+    assert csw.coarse_choice(real, {"a0.5": (0.5, _s(0.90, 0.95, 0.88, 0.9))}) is None

@@ -15,9 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from detectors.training.splits import SYNTH_TEST_SEED0 as TEST_SEED0  # validation seeds lie below it
 
 log = logging.getLogger("choose_sar_weights")
 METHOD = "sar-learned"
@@ -33,6 +36,13 @@ def _sweeps(paths: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
     split = docs[-1].get("ssdd_sweep", {}).get("split")
     if split != "val":
         raise SystemExit(f"{paths[-1]}: SSDD sweep is of split {split!r}; the rule reads validation only")
+    seeds = docs[0].get("generated_sweep", {}).get("seeds") or []
+    if seeds and max(int(v) for v in seeds) >= TEST_SEED0:
+        raise SystemExit(f"{paths[0]}: generated seeds {seeds} reach the test seeds (>= {TEST_SEED0}); "
+                         "the rule reads validation only")
+    shas = {d.get("learned_weights_sha256") for d in docs}
+    if len(shas) > 1:
+        raise SystemExit(f"{', '.join(map(str, paths))}: the files evaluate different weights")
     gen = docs[0].get("generated_sweep", {}).get("by_spacing", {})
     ssdd = docs[-1]["ssdd_sweep"].get("by_spacing", {})
     for need, have, name in ((("0.5", "1", "3", "10"), gen, "generated"), (("1", "2", "3", "5", "10"), ssdd, "SSDD")):
@@ -64,13 +74,17 @@ def scores(paths: list[Path]) -> dict[str, Any]:
 def eligible(c: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """The rule's conditions that ``c`` fails against the base ``b`` (empty: eligible)."""
     fails = []
-    if c["S_fine"] < b["S_fine"] - 0.005:
+
+    def below(k: str, margin: float) -> bool:  # rounded: 0.2805 + 0.10 must not read 0.38050000000000006
+        return round(c[k] - b[k], 6) < round(margin, 6)
+
+    if below("S_fine", -0.005):
         fails.append(f"S_fine {c['S_fine']} < {b['S_fine']} - 0.005")
-    if c["LR"] < b["LR"] - 0.01:
+    if below("LR", -0.01):
         fails.append(f"LR {c['LR']} < {b['LR']} - 0.01")
-    if c["S_coarse"] < b["S_coarse"]:
+    if below("S_coarse", 0.0):
         fails.append(f"S_coarse {c['S_coarse']} < {b['S_coarse']}")
-    if c["G"] < b["G"] + 0.10:
+    if below("G", 0.10):
         fails.append(f"G {c['G']} < {b['G']} + 0.10")
     return fails
 
@@ -85,6 +99,24 @@ def choose(base: dict[str, Any], cands: dict[str, tuple[float, dict[str, Any]]])
     return min(near)[1]
 
 
+def coarse_choice(base: dict[str, Any], cands: dict[str, tuple[float, dict[str, Any]]]) -> str | None:
+    """The amendment (1.5.0's clause 2, applied post hoc and declared in CHOICE_RULE.txt): when no
+    candidate is eligible everywhere, the one with the highest S_coarse, if above the base's, is
+    the candidate for coarse working grids only (shipped only if its test passes)."""
+    if choose(base, cands) is not None or not cands:
+        return None
+    name, (_a, s) = max(cands.items(), key=lambda kv: (kv[1][1]["S_coarse"], -kv[1][0]))
+    return name if s["S_coarse"] > base["S_coarse"] else None
+
+
+def _alpha(name: str) -> float:
+    """The blend alpha a candidate's name ends with (``a0.25``, ``blend0.5``)."""
+    m = re.search(r"(\d*\.?\d+)$", name)
+    if not m:
+        raise SystemExit(f"candidate name {name!r} does not end with its blend alpha (e.g. a0.25)")
+    return float(m.group(1))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", required=True, help="comma-separated validation JSON file(s) of the shipped weights")
@@ -96,10 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     base = scores([Path(p) for p in args.base.split(",")])
     cands: dict[str, tuple[float, dict[str, Any]]] = {}
     for spec in args.candidate:
-        name, _, files = spec.partition("=")
-        alpha = float(name.lstrip("a"))
-        cands[name] = (alpha, scores([Path(p) for p in files.split(",")]))
+        name, eq, files = spec.partition("=")
+        if not eq or not files or not name:
+            raise SystemExit(f"--candidate {spec!r}: expected NAME=FILE[,FILE]")
+        if name in cands:
+            raise SystemExit(f"--candidate {name!r} given twice")
+        cands[name] = (_alpha(name), scores([Path(p) for p in files.split(",")]))
     pick = choose(base, cands)
+    coarse = coarse_choice(base, cands)
     rows = [("base", base)] + [(n, s) for n, (_a, s) in cands.items()]
     log.info("%-8s %7s %6s %8s %6s %6s %6s %7s %7s %7s", "weights", "S_fine", "LR", "S_coarse", "G",
              "gen05", "ssdd1", "vessel3", "vessel10", "inshore")
@@ -110,11 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         f = eligible(s, base)
         log.info("%s: %s", n, "eligible" if not f else "not eligible: " + "; ".join(f))
     log.info("choice: %s", pick or "base stays")
+    if coarse:
+        log.info("amendment (coarse working grids only, if its test passes): %s", coarse)
     if args.out:
         args.out.write_text(json.dumps({"rule": "benchmarks/results/blend_sar_1.5.1/CHOICE_RULE.txt",
                                         "base": base, "candidates": {n: {"alpha": a, **s, "fails": eligible(s, base)}
                                                                      for n, (a, s) in cands.items()},
-                                        "choice": pick}, indent=2))
+                                        "choice": pick, "coarse_choice": coarse}, indent=2))
     return 0
 
 

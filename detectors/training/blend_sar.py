@@ -9,8 +9,10 @@ which is checked from the metadata unless ``--allow-unrelated``.
 
 Every floating-point tensor of the state dict is interpolated (weights, biases, batch-norm running
 means and variances); integer tensors (``num_batches_tracked``) are the base's. The output has the
-base's metadata with ``blend`` (alpha, both parents' sha256 and training commands) and the score
-threshold left for ``train_sar --init OUT --iters 0`` to choose on validation, as for any release:
+tuned weights' metadata (their training data describe what the blend has seen) with ``blend``
+(alpha, both parents' versions, sha256 and the base's training command), today's date, and the
+score threshold and test-time augmentation left for ``train_sar --init OUT --iters 0`` to choose on
+validation, as for any release:
 
     python -m detectors.training.blend_sar --base detectors/weights/sar_centernet.pt \\
         --tuned /tmp/c15/sar_centernet.pt --alpha 0.5 --out /tmp/blend50
@@ -20,7 +22,9 @@ threshold left for ``train_sar --init OUT --iters 0`` to choose on validation, a
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ from typing import Any
 import torch
 
 from detectors.errors import WeightsError
-from detectors.integrity import sha256_file
+from detectors.integrity import record_sha256, sha256_file
 from detectors.sar.network import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -37,12 +41,23 @@ log = logging.getLogger(__name__)
 def _descends_from(meta: dict[str, Any], base_meta: dict[str, Any]) -> bool:
     """Whether ``meta``'s chain of fine-tunes passes through the base's training command."""
     want = base_meta.get("training_command")
+    if not want:  # no record to compare with: nothing shows the descent
+        return False
     node: Any = meta.get("fine_tuned_from")
     while isinstance(node, dict):
         if node.get("training_command") == want:
             return True
         node = node.get("fine_tuned_from")
     return False
+
+
+def _norm(v: Any) -> Any:
+    """A metadata value compared by content: sequences as lists, numbers as floats."""
+    if isinstance(v, (list, tuple)):
+        return [_norm(x) for x in v]
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    return v
 
 
 def blend_state(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], alpha: float
@@ -62,6 +77,19 @@ def blend_state(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], a
     return out
 
 
+def _without_out(argv: list[str]) -> list[str]:
+    """The arguments without ``--out`` (an output path does not change the weights)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--out":
+            skip = True
+        elif not a.startswith("--out="):
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", type=Path, required=True, help="starting weights (.pt, sha256 recorded)")
@@ -73,14 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="output folder (sar_centernet.pt + .sha256)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    pt = args.out / "sar_centernet.pt"
+    if pt.resolve() in (args.base.resolve(), args.tuned.resolve()):
+        log.error("--out %s would overwrite an input weights file", args.out)
+        return 2
     try:
         base_net, base_meta = load_checkpoint(args.base)
         tuned_net, tuned_meta = load_checkpoint(args.tuned)
         if not args.allow_unrelated and not _descends_from(tuned_meta, base_meta):
             raise WeightsError(f"{args.tuned} was not fine-tuned from {args.base} by its metadata "
                                "(--allow-unrelated to blend anyway)")
-        for key in ("widths", "fpn"):
-            if str(base_meta.get(key)) != str(tuned_meta.get(key)):
+        # Not "normalisation": that is a description, reworded when post-processing 6 let the
+        # working grid follow coarse inputs (1.4.0 and 1.5.0 carry different texts, same inputs).
+        for key in ("widths", "fpn", "stride", "classes", "working_spacing_m"):
+            if _norm(base_meta.get(key)) != _norm(tuned_meta.get(key)):
                 raise WeightsError(f"{key} differ: {base_meta.get(key)} vs {tuned_meta.get(key)}")
         state = blend_state(base_net.state_dict(), tuned_net.state_dict(), args.alpha)
     except WeightsError as exc:
@@ -89,23 +123,25 @@ def main(argv: list[str] | None = None) -> int:
     meta = dict(tuned_meta)  # the tuned data options describe what the blend has seen
     meta.update({
         "version": args.version or f"{base_meta.get('version')}-blend",
-        "training_command": "python -m detectors.training.blend_sar " + " ".join(
-            a for a in (argv if argv is not None else sys.argv[1:])),
+        "training_command": "python -m detectors.training.blend_sar " + shlex.join(_without_out(
+            list(argv if argv is not None else sys.argv[1:]))),
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "blend": {"alpha": args.alpha, "base_sha256": sha256_file(args.base),
                   "tuned_sha256": sha256_file(args.tuned), "base_version": base_meta.get("version"),
-                  "tuned_version": tuned_meta.get("version"), "rule": "(1 - alpha) * base + alpha * tuned, "
-                  "floating tensors; integer tensors from the base"},
+                  "tuned_version": tuned_meta.get("version"),
+                  "base_training_command": base_meta.get("training_command"),
+                  "rule": "(1 - alpha) * base + alpha * tuned, floating tensors; integer tensors from the base"},
         "fine_tuned_from": {"training_command": tuned_meta.get("training_command"),
                             "fine_tuned_from": tuned_meta.get("fine_tuned_from"),
                             "iterations": tuned_meta.get("iterations")},
         "iterations": 0,
         "score_threshold": 0.5,  # chosen next on validation by train_sar --init OUT --iters 0
     })
-    meta.pop("validation_mean_f1", None)
+    for key in ("validation_mean_f1", "tta"):  # the tuned weights' choices, not the blend's
+        meta.pop(key, None)
     args.out.mkdir(parents=True, exist_ok=True)
-    pt = args.out / "sar_centernet.pt"
     torch.save({"state_dict": state, "metadata": meta}, pt)
-    pt.with_name(pt.name + ".sha256").write_text(f"{sha256_file(pt)}  {pt.name}\n")
+    record_sha256(pt)
     log.info("wrote %s (alpha %.3f)", pt, args.alpha)
     return 0
 

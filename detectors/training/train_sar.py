@@ -69,6 +69,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from detectors.integrity import record_sha256
 from detectors.sar.learned import (CLASSES, MODEL_NAME, MODEL_VERSION, NORMALISATION, ONNX_INPUT, ONNX_OUTPUTS,
                                    STRIDE, WEIGHTS_DIR, WORKING_SPACING_M, LearnedSarDetector, SarCenterNet,
                                    export_onnx, pad_to_multiple, sha256_file)
@@ -736,18 +737,8 @@ def _command_args(argv: list[str]) -> str:
 
 
 def _write_sum(path: Path) -> None:
-    """Record the sha256: update the file's line in SHA256SUMS if it lists it, else ``<file>.sha256``."""
-    digest = sha256_file(path)
-    sums = path.parent / "SHA256SUMS"
-    if sums.is_file():
-        lines = sums.read_text().splitlines()
-        hit = [i for i, ln in enumerate(lines) if ln.split()[-1:] == [path.name]]
-        if hit:
-            for i in hit:
-                lines[i] = f"{digest}  {path.name}"
-            sums.write_text("\n".join(lines) + "\n")
-            return
-    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
+    """Record the sha256 (:func:`detectors.integrity.record_sha256`)."""
+    record_sha256(path)
 
 
 if __name__ == "__main__":
