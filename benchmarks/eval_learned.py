@@ -920,14 +920,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if any(s < SYNTH_TEST_SEED0 for s in seeds):
         log.warning("seeds below %d were used for training or threshold choice", SYNTH_TEST_SEED0)
+    coarse_pt = Path(args.coarse_weights) if args.coarse_weights else Path(network.COARSE_PT_FILE)
     out: dict[str, Any] = {"learned_version": learned.version, "learned_score_threshold": learned.score_threshold,
                            "learned_weights": str(args.weights) if args.weights else "shipped",
                            "learned_weights_sha256": network.sha256_file(weights),
                            "learned_runtime": learned.runtime,
                            "learned_coarse_weights": (None if learned.coarse_meta is None else
-                                                      {"path": str(args.coarse_weights or network.COARSE_PT_FILE),
-                                                       "sha256": network.sha256_file(
-                                                           args.coarse_weights or network.COARSE_PT_FILE),
+                                                      {"path": str(coarse_pt), "sha256": network.sha256_file(coarse_pt),
                                                        "version": learned.coarse_meta.get("version"),
                                                        "score_threshold": learned.coarse_threshold}),
                            "learned_training_command": learned.metadata.get("training_command"),

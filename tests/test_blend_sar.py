@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from detectors.errors import WeightsError
-from detectors.integrity import sha256_file
+from detectors.integrity import record_sha256, sha256_file
 from detectors.sar.network import SarCenterNet, load_checkpoint
 from detectors.training import blend_sar
 
@@ -22,7 +22,7 @@ WIDTHS = (8, 8, 16, 16)
 def _save(path: Path, net: SarCenterNet, meta: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": net.state_dict(), "metadata": meta}, path)
-    path.with_name(path.name + ".sha256").write_text(f"{sha256_file(path)}  {path.name}\n")
+    record_sha256(path)
     return path
 
 

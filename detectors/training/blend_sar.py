@@ -34,6 +34,7 @@ import torch
 from detectors.errors import WeightsError
 from detectors.integrity import record_sha256, sha256_file
 from detectors.sar.network import load_checkpoint
+from detectors.training.train_sar import drop_options
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +78,6 @@ def blend_state(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], a
     return out
 
 
-def _without_out(argv: list[str]) -> list[str]:
-    """The arguments without ``--out`` (an output path does not change the weights)."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--out":
-            skip = True
-        elif not a.startswith("--out="):
-            out.append(a)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", type=Path, required=True, help="starting weights (.pt, sha256 recorded)")
@@ -123,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = dict(tuned_meta)  # the tuned data options describe what the blend has seen
     meta.update({
         "version": args.version or f"{base_meta.get('version')}-blend",
-        "training_command": "python -m detectors.training.blend_sar " + shlex.join(_without_out(
-            list(argv if argv is not None else sys.argv[1:]))),
+        "training_command": "python -m detectors.training.blend_sar " + shlex.join(drop_options(
+            list(argv if argv is not None else sys.argv[1:]), {"--out"})),
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "blend": {"alpha": args.alpha, "base_sha256": sha256_file(args.base),
                   "tuned_sha256": sha256_file(args.tuned), "base_version": base_meta.get("version"),

@@ -627,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "fine_tuned_from": init_meta.get("fine_tuned_from"),
                                    "iterations": init_meta.get("iterations")}
     torch.save({"state_dict": net.state_dict(), "metadata": meta}, pt)
-    _write_sum(pt)
+    record_sha256(pt)
     if args.no_validate:
         log.info("saved %s after %d iterations in %.0f s (not validated: --no-validate)", pt, done, t_train)
         return 0
@@ -656,14 +656,14 @@ def main(argv: list[str] | None = None) -> int:
     meta["tta"] = tta
     meta["validation_mean_f1"] = {str(k): round(val_score(k), 4) for k in options}
     torch.save({"state_dict": net.state_dict(), "metadata": meta}, pt)
-    _write_sum(pt)
+    record_sha256(pt)
     onnx_path = args.out / "sar_centernet.onnx"
     onnx_meta = {k: (json.dumps(v) if isinstance(v, (list, dict)) else str(v)) for k, v in meta.items()}
     onnx_meta.update({"input": f"{ONNX_INPUT}: float32 (batch, 2, height, width), height/width multiples of 16",
                       "outputs": f"{ONNX_OUTPUTS[0]}: sigmoid (batch,1,h/2,w/2); {ONNX_OUTPUTS[1]}: log box h, "
                                  "log box w (working px), row/col offset (batch,4,h/2,w/2)"})
     export_onnx(net, onnx_path, onnx_meta)
-    _write_sum(onnx_path)
+    record_sha256(onnx_path)
     summary = {"seconds": {"data": round(t_data, 1), "train": round(t_train, 1), "validation": round(time.time() - t1, 1),
                            "total": round(time.time() - t_start, 1)},
                "threads": args.threads, "iterations": done, "parameters": n_params, "threshold": thr,
@@ -710,7 +710,7 @@ def _calibrate_iters(net: SarCenterNet, device: torch.device, data: dict[str, An
     return iters
 
 
-def _drop_options(argv: list[str], names: set[str]) -> list[str]:
+def drop_options(argv: list[str], names: set[str]) -> list[str]:
     """``argv`` without the options in ``names`` (``--name VALUE`` or ``--name=VALUE``)."""
     out, skip = [], False
     for a in argv:
@@ -728,17 +728,12 @@ def _drop_options(argv: list[str], names: set[str]) -> list[str]:
 
 def _replace_option(argv: list[str], old: str, new: str, value: str) -> list[str]:
     """``argv`` with ``old VALUE`` (or ``old=VALUE``) replaced by ``new value``."""
-    return _drop_options(argv, {old}) + [new, value]
+    return drop_options(argv, {old}) + [new, value]
 
 
 def _command_args(argv: list[str]) -> str:
     """The training arguments, without the output paths (which do not change the weights)."""
-    return " ".join(_drop_options(argv, {"--out", "--results"}))
-
-
-def _write_sum(path: Path) -> None:
-    """Record the sha256 (:func:`detectors.integrity.record_sha256`)."""
-    record_sha256(path)
+    return " ".join(drop_options(argv, {"--out", "--results"}))
 
 
 if __name__ == "__main__":
