@@ -248,3 +248,38 @@ def test_threshold_sweep_counts_what_the_detector_reports_at_each_threshold() ->
         want = (len(match([(d.row, d.col) for d in ref], trc, gates)), len(ref), len(trc))
         assert got[thr] == want
     assert got[0.2][1] >= got[0.6][1] and got[0.6][2] == len(trc) > 0
+
+
+def test_anchor_decay_keeps_a_fine_tune_near_the_weights_it_starts_from(tmp_path: Path) -> None:
+    ssdd = tmp_path / "ssdd"
+    _coco(ssdd)
+    common = ["--seed", "2", "--scenes", "2", "--crop", "64", "--batch-synth", "1", "--batch-ssdd", "1",
+              "--threads", "1", "--ssdd", str(ssdd), "--no-validate"]
+    base = tmp_path / "base"
+    assert train_sar.main(common + ["--iters", "2", "--widths", "8,8,16,16", "--fpn", "8", "--out", str(base),
+                                    "--results", str(tmp_path / "b.json")]) == 0
+    drift = {}
+    for name, decay in (("free", "0"), ("anchored", "90")):
+        out = tmp_path / name
+        rc = train_sar.main(common + ["--init", str(base / "sar_centernet.pt"), "--iters", "6", "--lr", "1e-2",
+                                      "--anchor-decay", decay, "--out", str(out),
+                                      "--results", str(tmp_path / f"{name}.json")])
+        assert rc == 0
+        meta = torch.load(out / "sar_centernet.pt", weights_only=False)["metadata"]
+        assert meta["anchor_decay"] == float(decay)
+        drift[name] = meta["drift_from_init"]
+    assert drift["free"]["relative_l2"] > 0.0
+    assert drift["anchored"]["relative_l2"] < 0.5 * drift["free"]["relative_l2"]
+    assert drift["anchored"]["median_abs"] < drift["free"]["median_abs"]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--anchor-decay", "5"], "give --init"),
+    (["--init", "x.pt", "--anchor-decay", "2000", "--lr", "1e-3"], "below 1 / --lr"),
+    (["--init", "x.pt", "--anchor-decay", "-1"], "must be >= 0"),
+])
+def test_anchor_decay_refuses_what_it_cannot_do(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                extra: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        train_sar.main(["--ssdd", str(tmp_path), "--out", str(tmp_path / "w"), *extra])
+    assert exc.value.code == 2 and message in capsys.readouterr().err

@@ -477,6 +477,9 @@ def main(argv: list[str] | None = None) -> int:
                          "the same ships seen by a coarser sensor)")
     ap.add_argument("--val-spacings", default="0.5",
                     help="spacings (m) the generated validation scenes cycle through for the threshold choice")
+    ap.add_argument("--anchor-decay", type=float, default=0.0,
+                    help="pull every weight back toward the --init weights after each step: "
+                         "w -= lr * anchor_decay * (w - w_init) (see anchor_step); 0 = off")
     ap.add_argument("--device", default="cpu", help="torch device for the training loop (cpu, cuda)")
     ap.add_argument("--workers", type=int, default=0,
                     help="processes generating scenes and making batches; 0 = in this process with one random "
@@ -495,6 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--results", type=Path, default=RESULTS / "train_sar.json", help="training summary (json)")
     args = ap.parse_args(argv)
+    if args.anchor_decay < 0.0 or args.anchor_decay * args.lr >= 1.0:
+        ap.error(f"--anchor-decay must be >= 0 and below 1 / --lr ({1.0 / args.lr:g}), got {args.anchor_decay:g}")
+    if args.anchor_decay > 0.0 and args.init is None:
+        ap.error("--anchor-decay pulls the weights toward the --init weights: give --init")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -552,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     stream = (BatchStream(args.workers, 4 * args.workers, args.iters, **data)
               if args.workers > 0 and args.iters > 0 else None)
     net.to(device)
+    anchor = [p.detach().clone() for p in net.parameters()] if init_meta is not None else None
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     # --iters 0 with --init: no training, only the validation choices and the export again.
     sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.iters, pct_start=0.1)
@@ -575,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
         opt.step()
+        if args.anchor_decay > 0.0 and anchor is not None:
+            anchor_step(net, anchor, opt.param_groups[0]["lr"] * args.anchor_decay)
         if sched is not None:
             sched.step()
         done = it + 1
@@ -594,6 +604,10 @@ def main(argv: list[str] | None = None) -> int:
         stream.close()
     t_train = time.time() - t0
     net.to("cpu").eval()
+    drift = weight_drift(net, anchor) if anchor is not None and done > 0 else None
+    if drift is not None:
+        log.info("drift from the --init weights: median |dw| %.3g, |dw| / |w_init| %.3g",
+                 drift["median_abs"], drift["relative_l2"])
 
     args.out.mkdir(parents=True, exist_ok=True)
     pt = args.out / "sar_centernet.pt"
@@ -611,14 +625,14 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed, "iterations": done, "parameters": n_params, "crop": args.crop,
         "trained_on": (torch.cuda.get_device_name(device) if device.type == "cuda" else device.type),
         "bright_aug": args.bright_aug, "group_focus": args.group_focus, "hard_focus": args.hard_focus,
-        "gauss_alpha": args.gauss_alpha,
+        "gauss_alpha": args.gauss_alpha, "anchor_decay": args.anchor_decay,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "score_threshold": 0.5,
     }
     if init_meta is not None and args.iters == 0:  # re-validation only: same training data
         meta["training_data"] = init_meta.get("training_data")
         meta["crop"], meta["gauss_alpha"] = init_meta.get("crop"), init_meta.get("gauss_alpha")
-        for key in ("trained_spacing_m", "coarse_fraction", "group_scenes", "ssdd_zooms"):
+        for key in ("trained_spacing_m", "coarse_fraction", "group_scenes", "ssdd_zooms", "anchor_decay"):
             meta[key] = init_meta.get(key, meta[key])
         if "blend" in init_meta:  # weights made by blend_sar: keep what they are a blend of
             meta["blend"] = init_meta["blend"]
@@ -626,6 +640,8 @@ def main(argv: list[str] | None = None) -> int:
         meta["fine_tuned_from"] = {"training_command": init_meta.get("training_command"),
                                    "fine_tuned_from": init_meta.get("fine_tuned_from"),
                                    "iterations": init_meta.get("iterations")}
+    if drift is not None:
+        meta["drift_from_init"] = drift
     torch.save({"state_dict": net.state_dict(), "metadata": meta}, pt)
     record_sha256(pt)
     if args.no_validate:
@@ -673,6 +689,31 @@ def main(argv: list[str] | None = None) -> int:
     args.results.write_text(json.dumps(summary, indent=2))
     log.info("done in %.0f s: %s", time.time() - t_start, summary["sha256"])
     return 0
+
+
+def anchor_step(net: torch.nn.Module, anchor: list[torch.Tensor], rate: float) -> None:
+    """Move each parameter ``rate`` of the way back to its starting value (``anchor``, in
+    ``net.parameters()`` order).
+
+    Why: a fine-tune on new generated data (coarse scenes, dense groups) drifted away from what the
+    starting weights did well on real chips (docs/evaluation.md). L2-SP (Li, Grandvalet and Davoine,
+    ICML 2018) penalises the distance to the starting weights; this is its decoupled form, as AdamW
+    decouples weight decay (Loshchilov and Hutter, ICLR 2019), so the pull does not pass through
+    Adam's per-weight scaling. Written here because torch's optimisers only decay toward zero. With
+    Adam's steps of about ``lr`` a weight settles within about ``1 / anchor_decay`` of its start."""
+    with torch.no_grad():
+        for p, p0 in zip(net.parameters(), anchor):
+            p.sub_(p - p0, alpha=rate)
+
+
+def weight_drift(net: torch.nn.Module, anchor: list[torch.Tensor]) -> dict[str, float]:
+    """How far training moved the weights from where they started: median |dw| over all parameters
+    and the relative L2 distance |w - w_init| / |w_init| (recorded in the weights' metadata)."""
+    with torch.no_grad():
+        d = torch.cat([(p.detach().cpu() - p0.cpu()).flatten() for p, p0 in zip(net.parameters(), anchor)])
+        w0 = torch.cat([p0.cpu().flatten() for p0 in anchor])
+        return {"median_abs": round(float(d.abs().median()), 6),
+                "relative_l2": round(float(d.norm() / w0.norm().clamp_min(1e-12)), 6)}
 
 
 def _calibrate_iters(net: SarCenterNet, device: torch.device, data: dict[str, Any], args: argparse.Namespace) -> int:
