@@ -79,6 +79,7 @@ def test_train_then_revalidate(tmp_path: Path) -> None:
     d2 = LearnedSarDetector(device="cpu", weights=out2 / "sar_centernet.pt")
     assert d2.tta == 1 and d2.metadata["version"] == "0.0.2" and d2.metadata["iterations"] == 0
     assert d2.metadata["fine_tuned_from"]["training_command"] == meta["training_command"]
+    assert d2.metadata["fine_tuned_from"]["sha256"] == (out / "sar_centernet.pt.sha256").read_text().split()[0]
     assert d2.metadata["widths"] == [8, 8, 16, 16]
 
 

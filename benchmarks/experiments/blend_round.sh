@@ -15,6 +15,7 @@ C=${C:?path of the remade 1.5.0 candidate .pt (absolute, or relative to the repo
 WORK=${WORK:-/tmp/blend}
 SSDD=${SSDD:-../shared/datasets/ssdd_train}
 ALPHAS=${ALPHAS:-"0.25 0.5 0.75"}
+VERSION=${VERSION:-1.5.1}  # the blends are named VERSION-a<alpha>
 B=detectors/weights/sar_centernet.pt
 R=benchmarks/results/train_sar_1.5.0
 [ -d "$SSDD" ] || { echo "no SSDD folder at $SSDD (set SSDD=...)" >&2; exit 2; }
@@ -34,12 +35,12 @@ wait_all() {  # every background job must succeed
 }
 
 for a in $ALPHAS; do
-  $PY -m detectors.training.blend_sar --base "$B" --tuned "$C" --alpha "$a" --version "1.5.1-a$a" \
+  $PY -m detectors.training.blend_sar --base "$B" --tuned "$C" --alpha "$a" --version "$VERSION-a$a" \
       --out "$WORK/raw_$a" 2>&1 | tail -1
 done
 threshold() {  # $1 alpha: the threshold chosen as C's was
   $PY -m detectors.training.train_sar --init "$WORK/raw_$1/sar_centernet.pt" --iters 0 --tta 1 --val-scenes 24 \
-      --val-spacings 0.5,3,10 --threads 1 --version "1.5.1-a$1" --ssdd "$SSDD" --out "$WORK/a$1" \
+      --val-spacings 0.5,3,10 --threads 1 --version "$VERSION-a$1" --ssdd "$SSDD" --out "$WORK/a$1" \
       --results "$WORK/a$1/train.json" > "$WORK/thr_$1.log" 2>&1
 }
 validate() {  # $1 gen|ssdd, $2 alpha: one half of the validation run

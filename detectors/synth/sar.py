@@ -499,7 +499,7 @@ def make_sar_scene(
             reach = max(math.hypot(dr, dc) + L / 2 for dr, dc, L, _W, _h, _b in members)
             pos = place(reach / spacing_m + 3, grng)
             if pos is None:
-                log.warning("seed %s: no room for a %s group (%.0f m across), skipped", seed, group_kind, 2 * reach)
+                log.warning("seed %s: no room for the %s group (%.0f m across), skipped", seed, group_kind, 2 * reach)
                 continue
             for dr, dc, L, W, heading, is_boat in members:
                 specs.append(dict(kind="lifeboat" if is_boat else "vessel", row=pos[0] + dr / spacing_m,

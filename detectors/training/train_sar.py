@@ -69,7 +69,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from detectors.integrity import record_sha256
+from detectors.integrity import record_sha256, sha256_file
 from detectors.sar.learned import (CLASSES, MODEL_NAME, MODEL_VERSION, NORMALISATION, ONNX_INPUT, ONNX_OUTPUTS,
                                    STRIDE, WEIGHTS_DIR, WORKING_SPACING_M, LearnedSarDetector, SarCenterNet,
                                    export_onnx, pad_to_multiple, sha256_file)
@@ -638,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
             meta["blend"] = init_meta["blend"]
     if init_meta is not None:  # the chain of commands that made these weights, oldest first
         meta["fine_tuned_from"] = {"training_command": init_meta.get("training_command"),
+                                   "sha256": sha256_file(args.init),  # which file, not only which command
                                    "fine_tuned_from": init_meta.get("fine_tuned_from"),
                                    "iterations": init_meta.get("iterations")}
     if drift is not None:
