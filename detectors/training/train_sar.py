@@ -69,7 +69,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from detectors.integrity import record_sha256, sha256_file
+from detectors.integrity import record_sha256
 from detectors.sar.learned import (CLASSES, MODEL_NAME, MODEL_VERSION, NORMALISATION, ONNX_INPUT, ONNX_OUTPUTS,
                                    STRIDE, WEIGHTS_DIR, WORKING_SPACING_M, LearnedSarDetector, SarCenterNet,
                                    export_onnx, pad_to_multiple, sha256_file)
