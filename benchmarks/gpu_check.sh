@@ -18,7 +18,8 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu_check_nvidia_smi.txt"
 python3 -c "import torch, onnxruntime as o; print(torch.__version__, torch.cuda.get_device_name(0), o.__version__, o.get_available_providers())"
 timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider \
-  tests/test_streaming.py tests/test_sar_learned.py tests/test_sar_cfar.py tests/test_fire_learned.py tests/test_fire_rules.py \
+  tests/test_streaming.py tests/test_sar_learned.py tests/test_sar_blob_batch.py tests/test_sar_cfar.py \
+  tests/test_fire_learned.py tests/test_fire_rules.py \
   2>&1 | tee "$OUT/gpu_check_pytest.txt"
 timeout "${THROUGHPUT_TIMEOUT:-400}" python3 benchmarks/throughput.py --device cuda \
   --detectors sar-cfar,sar-learned,sar-learned-onnx,sar-fused,fire-rules,fire-learned,fire-learned-onnx \
@@ -29,6 +30,11 @@ grep -v "^ \|^{\|^}" "$OUT/gpu_check_throughput.log" | tail -60
 # Where sar-learned's time goes on the GPU (host post-processing vs network), one 4096 tile.
 timeout 120 python3 benchmarks/profile_detector.py --detector sar-learned --device cuda --size 4096 \
   > "$OUT/gpu_check_profile_sar_learned.txt" 2>&1; head -30 "$OUT/gpu_check_profile_sar_learned.txt"
+# The same tile with the per-peak host loop for peak geometry instead of the batched tensor path
+# (detectors/sar/blob_batch.py, the CUDA default): what batching bought, and the same detections.
+timeout 120 python3 benchmarks/profile_detector.py --detector sar-learned --device cuda --size 4096 \
+  --tensor-geometry off > "$OUT/gpu_check_profile_sar_learned_loop.txt" 2>&1
+head -30 "$OUT/gpu_check_profile_sar_learned_loop.txt"
 # The network alone per runtime on the GPU (torch, channels_last, onnxruntime's CUDA/TensorRT
 # providers in float32 and int8): which runtime the CUDA path should use, measured, not assumed.
 timeout 120 python3 benchmarks/net_runtime.py --device cuda --out "$OUT/net_runtime_cuda.json" \

@@ -31,10 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--seed", type=int, default=20240709)
+    ap.add_argument("--tensor-geometry", choices=("auto", "on", "off"), default="auto",
+                    help="sar-learned's peak geometry as batched tensor operations (detectors/sar/blob_batch.py): "
+                         "auto = on CUDA only; on/off to compare the two on one device")
     args = ap.parse_args(argv)
     s = make_sar_scene(args.seed, args.size, args.size, 0.5)
     x, v = torch.from_numpy(s.sigma0_from_dn()), torch.from_numpy(s.dn > 0)
     det = get_detector(args.detector, device=args.device)
+    if args.tensor_geometry != "auto":
+        learned = getattr(det, "learned", det)  # sar-fused wraps a sar-learned
+        if not hasattr(learned, "tensor_geometry"):
+            ap.error(f"--tensor-geometry: {args.detector} has no learned SAR post-processing")
+        learned.tensor_geometry = args.tensor_geometry == "on"
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     det.detect(x, spacing_m=(0.5, 0.5), valid=v)
     sync()
@@ -48,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     dt = (time.perf_counter() - t0) / args.repeats
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(args.top)
-    print(f"{args.detector} on {args.device}, {args.size} x {args.size} tile at 0.5 m: {dt * 1e3:.1f} ms per call "
-          f"({args.size * args.size / dt / 1e6:.0f} Mpx/s), {len(got)} detections")
+    print(f"{args.detector} on {args.device}, {args.size} x {args.size} tile at 0.5 m, tensor geometry "
+          f"{args.tensor_geometry}: {dt * 1e3:.1f} ms per call ({args.size * args.size / dt / 1e6:.0f} Mpx/s), "
+          f"{len(got)} detections")
+    print("detections:", [(round(d.row, 1), round(d.col, 1), d.kind, round(d.score, 3)) for d in got])
     print(buf.getvalue())
     return 0
 

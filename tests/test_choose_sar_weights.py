@@ -32,6 +32,22 @@ def test_committed_validation_gives_the_recorded_scores_and_choice(tmp_path: Pat
     assert got == {**json.loads((RB / "choice.json").read_text()), "rule": got["rule"]}
 
 
+def test_the_1_5_2_round_names_its_own_rule_and_keeps_the_base(tmp_path: Path) -> None:
+    r = REPO / "benchmarks" / "results" / "train_sar_1.5.2"
+    rule = "benchmarks/results/train_sar_1.5.2/CHOICE_RULE.txt"
+    out = tmp_path / "choice.json"
+    cands = [f"{n}={r / f'validation_gen_{n}.json'},{r / f'validation_ssdd_{n}.json'}" for n in ("d1", "e1")]
+    assert csw.main(["--base", BASE, *sum((["--candidate", c] for c in cands), []), "--rule", rule,
+                     "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert got["rule"] == rule and (REPO / rule).is_file()
+    assert got["choice"] is None and got["coarse_choice"] is None  # no S_coarse above B's 0.8834
+    assert got == json.loads((r / "choice.json").read_text())
+    without = tmp_path / "default.json"
+    csw.main(["--base", BASE, "--candidate", cands[0], "--out", str(without)])
+    assert json.loads(without.read_text())["rule"] == "benchmarks/results/blend_sar_1.5.1/CHOICE_RULE.txt"
+
+
 def test_the_second_file_supplies_the_ssdd_sweep_and_it_must_be_validation(tmp_path: Path) -> None:
     # validation_B_1.4.0.json holds an older generated sweep too: read in second place, it is not used
     s = csw.scores([R15 / "validation_B_1.4.0_generated.json", R15 / "validation_B_1.4.0.json"])

@@ -16,6 +16,7 @@ WORK=${WORK:-/tmp/blend}
 SSDD=${SSDD:-../shared/datasets/ssdd_train}
 ALPHAS=${ALPHAS:-"0.25 0.5 0.75"}
 VERSION=${VERSION:-1.5.1}  # the blends are named VERSION-a<alpha>
+RULE=${RULE:-benchmarks/results/blend_sar_1.5.1/CHOICE_RULE.txt}  # the written rule the choice applies
 B=detectors/weights/sar_centernet.pt
 R=benchmarks/results/train_sar_1.5.0
 [ -d "$SSDD" ] || { echo "no SSDD folder at $SSDD (set SSDD=...)" >&2; exit 2; }
@@ -61,4 +62,4 @@ wait_all
 cands=()
 for a in $ALPHAS; do cands+=(--candidate "a$a=$WORK/val_gen_$a.json,$WORK/val_ssdd_$a.json"); done
 $PY benchmarks/experiments/choose_sar_weights.py --base "$R/validation_B_1.4.0_generated.json,$R/validation_B_1.4.0.json" \
-    "${cands[@]}" --out "$WORK/choice.json"
+    "${cands[@]}" --rule "$RULE" --out "$WORK/choice.json"

@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidate", action="append", default=[],
                     help="NAME=FILE[,FILE]; NAME ends with the blend alpha, e.g. a0.25")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--rule", default="benchmarks/results/blend_sar_1.5.1/CHOICE_RULE.txt",
+                    help="the written rule this call applies (recorded in --out; later rounds amend it)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     base = scores([Path(p) for p in args.base.split(",")])
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if coarse:
         log.info("amendment (coarse working grids only, if its test passes): %s", coarse)
     if args.out:
-        args.out.write_text(json.dumps({"rule": "benchmarks/results/blend_sar_1.5.1/CHOICE_RULE.txt",
+        args.out.write_text(json.dumps({"rule": args.rule,
                                         "base": base, "candidates": {n: {"alpha": a, **s, "fails": eligible(s, base)}
                                                                      for n, (a, s) in cands.items()},
                                         "choice": pick, "coarse_choice": coarse}, indent=2))

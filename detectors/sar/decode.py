@@ -210,6 +210,19 @@ def blob_shape(db: np.ndarray, peak_rc: tuple[int, int], median_db: float) -> tu
     return None if b is None else (b["length"], b["width"], b["heading"])
 
 
+def blob_window(row: float, col: float, bh: float, bw: float, hw: int, ww: int) -> tuple[int, int, int, int, int, int]:
+    """(r0, r1, c0, c1, pr, pc): the window a peak's blob is looked for in, on an ``hw`` x ``ww``
+    grid, and the rounded peak inside it. Twice the predicted box, so a hull whose peak fell near
+    one end is still seen whole; at least 7 px around small boxes."""
+    r0 = int(max(0, math.floor(row - bh / 2 - max(bh / 2, 4.0) - 3)))
+    r1 = int(min(hw, math.ceil(row + bh / 2 + max(bh / 2, 4.0) + 4)))
+    c0 = int(max(0, math.floor(col - bw / 2 - max(bw / 2, 4.0) - 3)))
+    c1 = int(min(ww, math.ceil(col + bw / 2 + max(bw / 2, 4.0) + 4)))
+    pr = int(min(max(round(row), 0), hw - 1)) - r0
+    pc = int(min(max(round(col), 0), ww - 1)) - c0
+    return r0, r1, c0, c1, pr, pc
+
+
 def peak_geometry(db_all: np.ndarray, median_db: float, row: float, col: float, bh: float, bw: float,
                   taken: TakenBlobs, refine: bool) -> tuple[float, float, float, float, float] | None:
     """Centre and shape of one decoded peak: (row, col, length_px, width_px, heading_deg), working px.
@@ -219,15 +232,7 @@ def peak_geometry(db_all: np.ndarray, median_db: float, row: float, col: float, 
     ``taken``. None when the peak is a second one on a blob ``taken`` already holds. Why one
     function: the blob gives both the better centre and the shape, and is found once.
     """
-    hw, ww = db_all.shape
-    # The blob is looked for in a window twice the predicted box (so a hull whose peak
-    # fell near one end is still seen whole), at least 7 px around small boxes.
-    r0 = int(max(0, math.floor(row - bh / 2 - max(bh / 2, 4.0) - 3)))
-    r1 = int(min(hw, math.ceil(row + bh / 2 + max(bh / 2, 4.0) + 4)))
-    c0 = int(max(0, math.floor(col - bw / 2 - max(bw / 2, 4.0) - 3)))
-    c1 = int(min(ww, math.ceil(col + bw / 2 + max(bw / 2, 4.0) + 4)))
-    pr = int(min(max(round(row), 0), hw - 1)) - r0
-    pc = int(min(max(round(col), 0), ww - 1)) - c0
+    r0, r1, c0, c1, pr, pc = blob_window(row, col, bh, bw, *db_all.shape)
     blob = blob_moments(db_all[r0:r1, c0:c1], (pr, pc), median_db) if r1 > r0 and c1 > c0 else None
     if blob is not None and refine:
         # Centre refinement: a CenterNet peak on a long hull can sit anywhere along it; the

@@ -66,6 +66,7 @@ from detectors.onnx_runtime import guarded_session, session_metadata
 from detectors.registry import detector_options, register
 from detectors.sar import network
 from detectors.sar.ambiguity import ghost_flags
+from detectors.sar.blob_batch import peak_geometries
 from detectors.sar.cascade import PRESCREEN_CH0, heads_in_windows, plan_windows, window_fraction
 from detectors.sar.decode import GHOST_EVIDENCE_FLOOR, Peak, TakenBlobs, decode_tile, peak_geometry
 from detectors.sar.fine_pass import (FINE_CANDIDATE_FLOOR, FINE_INT8_MARGIN, FINE_MAX_INPUT_SPACING_M, FINE_THRESHOLD,
@@ -212,6 +213,11 @@ class _SarLearnedBase:
     #: Fine-grid score a small sub-threshold candidate needs to be reported
     #: (:data:`FINE_THRESHOLD`); None turns the fine confirmation pass off.
     fine_threshold: float | None = FINE_THRESHOLD
+    #: Centre refinement and shapes of all of a tile's peaks as batched tensor operations on the
+    #: tile's device (:mod:`detectors.sar.blob_batch`) instead of a host loop per peak. None: on
+    #: CUDA only - there the loop was most of a tile's time; on a CPU the per-peak SciPy loop
+    #: (:func:`~detectors.sar.decode.peak_geometry`) is as fast and stays the reference.
+    tensor_geometry: bool | None = None
 
     def __init__(self, device: torch.device | str | None, score_threshold: float | None,
                  meta: Mapping[str, Any]) -> None:
@@ -486,14 +492,23 @@ class _SarLearnedBase:
         fr, fc = shape[0] / hw, shape[1] / ww  # input pixels per working pixel
         pw_np = power.float().cpu().numpy()  # zero on invalid pixels (to_working_grid)
         median_db = float(10 * np.log10(max(_median(power, vw, pw_np, vnp), 1e-10)))
-        db_all = 10 * np.log10(np.maximum(pw_np, 1e-10))
-        db_all[~vnp] = -100.0
+        on_device = self.tensor_geometry if self.tensor_geometry is not None else power.device.type == "cuda"
+        geometries = None
+        if on_device:  # dB made where the tile is, copied once; the blobs found there too
+            db_t = torch.where(vw, 10 * torch.log10(torch.clamp(power.float(), min=1e-10)),
+                               torch.full((), -100.0, dtype=torch.float32, device=power.device))
+            db_all = db_t.cpu().numpy()
+            geometries = peak_geometries(db_t, median_db, [p[1:] for p in peaks], self.refine_centres)
+        else:
+            db_all = 10 * np.log10(np.maximum(pw_np, 1e-10))
+            db_all[~vnp] = -100.0
         out: list[Detection] = []
         work_rc: list[tuple[float, float]] = []  # each detection's centre on the working grid
         work_half: list[float] = []  # ... and half its box's longer side (working px)
         taken: TakenBlobs = []  # accepted blobs (pixels) and box areas
-        for score, row, col, bh, bw in peaks:
-            geometry = peak_geometry(db_all, median_db, row, col, bh, bw, taken, self.refine_centres)
+        for k, (score, row, col, bh, bw) in enumerate(peaks):
+            geometry = (geometries[k] if geometries is not None
+                        else peak_geometry(db_all, median_db, row, col, bh, bw, taken, self.refine_centres))
             if geometry is None:  # a second peak on a blob already reported
                 continue
             row, col, length_px, width_px, heading = geometry
