@@ -18,7 +18,8 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu_check_nvidia_smi.txt"
 python3 -c "import torch, onnxruntime as o; print(torch.__version__, torch.cuda.get_device_name(0), o.__version__, o.get_available_providers())"
 timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider \
-  tests/test_streaming.py tests/test_sar_learned.py tests/test_sar_blob_batch.py tests/test_sar_cfar.py \
+  tests/test_streaming.py tests/test_sar_learned.py tests/test_sar_blob_batch.py tests/test_sar_ambiguity_batch.py \
+  tests/test_sar_cfar.py \
   tests/test_fire_learned.py tests/test_fire_rules.py \
   2>&1 | tee "$OUT/gpu_check_pytest.txt"
 timeout "${THROUGHPUT_TIMEOUT:-400}" python3 benchmarks/throughput.py --device cuda \

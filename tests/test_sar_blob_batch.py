@@ -1,5 +1,6 @@
 """detectors/sar/blob_batch.py: every peak's blob at once, as tensor operations, against the per-peak
-SciPy/NumPy reference (decode.peak_geometry), and the learned detector with it against without it.
+SciPy/NumPy reference (decode.peak_geometry); and the learned detector with its batched steps
+(this one and ambiguity_batch.py) against its host loops.
 
 The batched path is the default on CUDA only; here it runs on the CPU, where the same torch
 operations give the same blobs. On a CUDA machine the last test runs it on the device too."""
@@ -94,8 +95,20 @@ def _det_equal(a: list, b: list) -> None:
 
 @pytest.mark.skipif(not PT_FILE.is_file(), reason="shipped SAR weights missing")
 @pytest.mark.parametrize("seed,spacing,groups", [(930, 0.5, 2), (931, 1.0, 2), (932, 3.0, 0)])
-def test_the_detector_gives_the_same_detections_either_way(seed: int, spacing: float, groups: int) -> None:
+def test_the_detector_gives_the_same_detections_either_way(seed: int, spacing: float, groups: int,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both batched steps (peak geometry, and the ghost test's parents) against the host loops."""
+    from detectors.sar import learned as L
     from detectors.sar.learned import LearnedSarDetector
+
+    calls = []
+    batched = L.parents_batch
+
+    def counted(*a: object, **k: object) -> list:
+        calls.append(1)
+        return batched(*a, **k)
+
+    monkeypatch.setattr(L, "parents_batch", counted)
 
     s = make_sar_scene(seed, rows=768, cols=768, spacing_m=spacing, n_groups=groups, return_sigma0=False)
     x = torch.from_numpy(np.ascontiguousarray(s.sigma0_from_dn(), dtype=np.float32))
@@ -104,8 +117,10 @@ def test_the_detector_gives_the_same_detections_either_way(seed: int, spacing: f
     assert det.tensor_geometry is None  # auto: the per-peak loop on a CPU
     ref = det.detect(x, spacing_m=(spacing, spacing), valid=v)
     det.tensor_geometry = True
+    assert not calls
     got = det.detect(x, spacing_m=(spacing, spacing), valid=v)
     assert ref, "the scene should hold detections"
+    assert calls, "the ghost test should have run on the batched path"
     _det_equal(ref, got)
 
 

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -212,6 +212,11 @@ def parents(db: np.ndarray, rc: tuple[float, float], median_db: float, spacing_m
     return out, peak
 
 
+#: How :func:`ghost_flags` finds the possible parents of candidates: (candidates, their half
+#: sizes, the sea level) -> one :func:`parents` list per candidate.
+FindParents = Callable[[Sequence[tuple[float, float]], Sequence[int], float], "list[list[Parent]]"]
+
+
 def parent_offsets(db: np.ndarray, rc: tuple[float, float], median_db: float, spacing_m: float = 1.0
                    ) -> tuple[list[float], float]:
     """Offsets (metres, signed, along rows) of the possible parents of one candidate, and its peak dB.
@@ -239,7 +244,8 @@ def _single_copy(p: Parent) -> bool:
 
 def ghost_flags(db: np.ndarray, candidates: Sequence[tuple[float, float]], median_db: float,
                 spacing_m: float = 1.0, half_sizes: Sequence[float] | None = None,
-                linear: np.ndarray | None = None, n_report: int | None = None) -> tuple[list[bool], list[float]]:
+                linear: np.ndarray | None = None, n_report: int | None = None,
+                find: FindParents | None = None) -> tuple[list[bool], list[float]]:
     """Which candidates are azimuth ghosts, and the confirmed offsets (metres; see the module doc).
 
     ``db``: the tile in dB (invalid pixels very low), rows along azimuth; ``candidates``:
@@ -248,17 +254,21 @@ def ghost_flags(db: np.ndarray, candidates: Sequence[tuple[float, float]], media
     :data:`PROFILE_HALF_PX`); ``linear``: the same tile as linear power, if the caller has it;
     ``n_report``: only the first ``n_report`` candidates will be reported, the rest are evidence
     (step 2) - when none of the first has a possible parent, the rest cannot change their flags
-    and are not examined (flagged False).
+    and are not examined (flagged False); ``find``: (candidates, half sizes, sea level) -> each
+    one's :func:`parents` (default: :func:`parents` one by one; the learned detector passes the
+    batched :func:`~detectors.sar.ambiguity_batch.parents_batch` on a GPU).
     """
     if not candidates:
         return [], []
     sea = sea_level(db, median_db, linear)
     halves = [PROFILE_HALF_PX] * len(candidates) if half_sizes is None else [int(math.ceil(x)) for x in half_sizes]
     n = len(candidates) if n_report is None else max(0, min(int(n_report), len(candidates)))
-    found = [parents(db, rc, median_db, spacing_m, hp, sea, linear)[0] for rc, hp in zip(candidates[:n], halves[:n])]
+    if find is None:
+        def find(cands: Sequence[tuple[float, float]], hps: Sequence[int], sea: float) -> list[list[Parent]]:
+            return [parents(db, rc, median_db, spacing_m, hp, sea, linear)[0] for rc, hp in zip(cands, hps)]
+    found = find(candidates[:n], halves[:n], sea)
     if any(_offset_evidence(p) for lst in found for p in lst):
-        found += [parents(db, rc, median_db, spacing_m, hp, sea, linear)[0]
-                  for rc, hp in zip(candidates[n:], halves[n:])]
+        found += find(candidates[n:], halves[n:], sea) if n < len(candidates) else []
     else:
         found += [[] for _ in candidates[n:]]
     offs = [[p.offset_m for p in lst if _offset_evidence(p)] for lst in found]

@@ -66,6 +66,7 @@ from detectors.onnx_runtime import guarded_session, session_metadata
 from detectors.registry import detector_options, register
 from detectors.sar import network
 from detectors.sar.ambiguity import ghost_flags
+from detectors.sar.ambiguity_batch import parents_batch
 from detectors.sar.blob_batch import peak_geometries
 from detectors.sar.cascade import PRESCREEN_CH0, heads_in_windows, plan_windows, window_fraction
 from detectors.sar.decode import GHOST_EVIDENCE_FLOOR, Peak, TakenBlobs, decode_tile, peak_geometry
@@ -213,10 +214,12 @@ class _SarLearnedBase:
     #: Fine-grid score a small sub-threshold candidate needs to be reported
     #: (:data:`FINE_THRESHOLD`); None turns the fine confirmation pass off.
     fine_threshold: float | None = FINE_THRESHOLD
-    #: Centre refinement and shapes of all of a tile's peaks as batched tensor operations on the
-    #: tile's device (:mod:`detectors.sar.blob_batch`) instead of a host loop per peak. None: on
-    #: CUDA only - there the loop was most of a tile's time; on a CPU the per-peak SciPy loop
-    #: (:func:`~detectors.sar.decode.peak_geometry`) is as fast and stays the reference.
+    #: Centre refinement and shapes of all of a tile's peaks, and the ghost test's possible parents,
+    #: as batched tensor operations on the tile's device (:mod:`detectors.sar.blob_batch`,
+    #: :mod:`detectors.sar.ambiguity_batch`) instead of host loops per peak. None: on
+    #: CUDA only - there these host loops were most of a tile's time; on a CPU the per-peak loops
+    #: (:func:`~detectors.sar.decode.peak_geometry`, :func:`~detectors.sar.ambiguity.parents`) are
+    #: faster and stay the reference.
     tensor_geometry: bool | None = None
 
     def __init__(self, device: torch.device | str | None, score_threshold: float | None,
@@ -529,8 +532,12 @@ class _SarLearnedBase:
             ))
         if self.reject_ambiguities and len(out) >= 2:
             n_report = sum(d.score >= self.score_threshold for d in out)  # a prefix: reported first
+            find = None
+            if on_device:  # the possible parents of all candidates in batched operations on the device
+                def find(cands: list, hps: list, sea: float) -> list:
+                    return parents_batch(db_t, power.float(), cands, median_db, ws, hps, sea)
             flags, offsets = ghost_flags(db_all, work_rc, median_db, ws, work_half,
-                                         pw_np, n_report)
+                                         pw_np, n_report, find)
             if any(flags):
                 log.debug("%s: %d azimuth ghost(s) dropped (offsets %s m)", self.name, sum(flags), offsets)
                 out = [d for d, g in zip(out, flags) if not g]
