@@ -40,3 +40,8 @@ head -30 "$OUT/gpu_check_profile_sar_learned_loop.txt"
 # providers in float32 and int8): which runtime the CUDA path should use, measured, not assumed.
 timeout 120 python3 benchmarks/net_runtime.py --device cuda --out "$OUT/net_runtime_cuda.json" \
   > "$OUT/gpu_check_net_runtime.log" 2>&1; echo "net_runtime rc=$?"; tail -8 "$OUT/gpu_check_net_runtime.log"
+# The batched post-processing (the CUDA default) against the host loops on the evaluation seeds, on
+# CUDA: the same detections, and each path's post-processing seconds.
+timeout 150 python3 benchmarks/postprocess_equivalence.py --device cuda \
+  --out "$OUT/postprocess_equivalence_cuda.json" > "$OUT/gpu_check_postprocess_equivalence.log" 2>&1
+echo "postprocess_equivalence rc=$?"; tail -3 "$OUT/gpu_check_postprocess_equivalence.log"
