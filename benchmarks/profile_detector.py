@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--seed", type=int, default=20240709)
     ap.add_argument("--tensor-geometry", choices=("auto", "on", "off"), default="auto",
-                    help="sar-learned's peak geometry as batched tensor operations (detectors/sar/blob_batch.py): "
+                    help="sar-learned's peak geometry and ghost test as batched tensor operations (detectors/sar/"
+                         "blob_batch.py, ambiguity_batch.py): "
                          "auto = on CUDA only; on/off to compare the two on one device")
     args = ap.parse_args(argv)
     s = make_sar_scene(args.seed, args.size, args.size, 0.5)

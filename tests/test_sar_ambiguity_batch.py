@@ -84,5 +84,6 @@ def test_on_cuda_the_batched_parents_agree() -> None:
     sea = sea_level(db, SEA_DB, lin)
     ref = [parents(db, rc, SEA_DB, 1.0, hp, sea, lin)[0] for rc, hp in zip(cands, hps)]
     got = parents_batch(torch.from_numpy(db).cuda(), torch.from_numpy(lin).cuda(), cands, SEA_DB, 1.0, hps, sea)
+    assert len(got) == len(ref) and sum(map(len, got)) == sum(map(len, ref)) > 0
     for a, b in zip(ref, got, strict=True):
         _same(a, b)

@@ -214,7 +214,7 @@ def parents(db: np.ndarray, rc: tuple[float, float], median_db: float, spacing_m
 
 #: How :func:`ghost_flags` finds the possible parents of candidates: (candidates, their half
 #: sizes, the sea level) -> one :func:`parents` list per candidate.
-FindParents = Callable[[Sequence[tuple[float, float]], Sequence[int], float], "list[list[Parent]]"]
+FindParents = Callable[[Sequence[tuple[float, float]], Sequence[int], float], list[list[Parent]]]
 
 
 def parent_offsets(db: np.ndarray, rc: tuple[float, float], median_db: float, spacing_m: float = 1.0

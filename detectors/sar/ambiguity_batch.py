@@ -64,7 +64,7 @@ def _masked_rows(power: torch.Tensor, r: torch.Tensor, half: torch.Tensor, c0: t
     R, C = int(2 * half.max()) + 1, int(ncols.max())
     rows = r[:, None] - half[:, None] + torch.arange(R, device=dev)
     cols = c0[:, None] + torch.arange(C, device=dev)
-    rok = (rows >= r[:, None] - half[:, None]) & (rows <= r[:, None] + half[:, None]) & (rows >= 0) & (rows < h)
+    rok = (rows <= r[:, None] + half[:, None]) & (rows >= 0) & (rows < h)  # rows start at r - half
     cok = torch.arange(C, device=dev)[None] < ncols[:, None]
     vals = power[rows.clamp(0, h - 1)[:, :, None], cols.clamp(0, w - 1)[:, None, :]].double() - sea
     return torch.where(rok[:, :, None] & cok[:, None, :], vals, torch.zeros((), dtype=vals.dtype, device=dev)), rows

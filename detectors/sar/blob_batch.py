@@ -131,24 +131,24 @@ def peak_geometries(db: torch.Tensor, median_db: float, boxes: Sequence[tuple[fl
     usable = sides > 0
     stats = np.zeros((n, 13))
     seeds = torch.zeros((n, 2), dtype=torch.long, device=db.device)  # global (row, col) of each seed
+    bucket_of = np.array([_bucket(int(s)) for s in sides])
     buckets = []
-    for side in sorted({_bucket(int(s)) for s in sides[usable]}):
-        ids = np.flatnonzero(usable & (np.array([_bucket(int(s)) for s in sides]) == side))
+    for side in sorted(set(bucket_of[usable].tolist())):
+        ids = np.flatnonzero(usable & (bucket_of == side))
         st, comp, origin = _blob_bucket(db, wins[ids], median_db, side)
         ids_t = torch.as_tensor(ids, device=db.device)
         seeds[ids_t] = st[:, 11:13].round().long() + origin
-        buckets.append((ids, ids_t, st, comp, origin))
+        stats[ids] = st.cpu().numpy()
+        buckets.append((ids, ids_t, comp, origin))
     # member[i, j]: peak i's seed lies in peak j's blob (an n x n gather, for "already reported")
     member = torch.zeros((n, n), dtype=torch.bool, device=db.device)
-    for ids, ids_t, st, comp, origin in buckets:
+    for ids, ids_t, comp, origin in buckets:
         side = comp.shape[-1]
         loc = seeds[None, :, :] - origin[:, None, :]  # (K, n, 2)
         ok = ((loc >= 0) & (loc < side)).all(2)
         loc = loc.clamp(0, side - 1)
         hit = comp[torch.arange(len(ids), device=db.device)[:, None], loc[..., 0], loc[..., 1]] & ok
         member[:, ids_t] = hit.T
-    for ids, _, st, _, _ in buckets:
-        stats[ids] = st.cpu().numpy()
     member_np = member.cpu().numpy()
     cov = np.stack([stats[:, 4], stats[:, 5], stats[:, 5], stats[:, 6]], 1).reshape(n, 2, 2)
     evals, evecs = np.linalg.eigh(cov)
