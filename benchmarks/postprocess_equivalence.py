@@ -40,13 +40,13 @@ log = logging.getLogger("orbitwatch.bench.postprocess_equivalence")
 
 #: Differences allowed for "the same detection": positions are reported to 1e-3 px and lengths
 #: to 0.01 m, headings to 0.1 deg, so one rounding step either way.
-POS_TOL_PX, SIZE_TOL_M, HEADING_TOL_DEG = 2e-3, 0.011, 0.11
+POS_TOL_PX, SIZE_TOL_M, HEADING_TOL_DEG, DB_TOL = 2e-3, 0.011, 0.11, 0.011
 
 
 def compare(a: list[Any], b: list[Any]) -> dict[str, Any]:
     """How two detection lists of one image differ (``same``: by the tolerances above)."""
     out: dict[str, Any] = {"n": [len(a), len(b)], "same": len(a) == len(b), "max_pos_px": 0.0, "max_size_m": 0.0,
-                           "max_heading_deg": 0.0}
+                           "max_heading_deg": 0.0, "max_db": 0.0}
     if not out["same"]:
         return out
     for x, y in zip(a, b):
@@ -56,8 +56,13 @@ def compare(a: list[Any], b: list[Any]) -> dict[str, Any]:
         out["max_pos_px"] = max(out["max_pos_px"], pos)
         out["max_size_m"] = max(out["max_size_m"], size)
         out["max_heading_deg"] = max(out["max_heading_deg"], head)
+        # the peak and contrast dB in attrs (gathered on the device path; one rounding step apart at most)
+        db = max((abs(float(x.attrs.get(k, 0.0)) - float(y.attrs.get(k, 0.0))) for k in ("peak_db", "contrast_db")),
+                 default=0.0)
+        out["max_db"] = max(out["max_db"], db)
+        boxes = all(x.attrs.get(k) == y.attrs.get(k) for k in ("box_rows_px", "box_cols_px", "model_version"))
         if (x.kind != y.kind or x.score != y.score or pos > POS_TOL_PX or size > SIZE_TOL_M
-                or head > HEADING_TOL_DEG):
+                or head > HEADING_TOL_DEG or db > DB_TOL or not boxes):
             out["same"] = False
     return out
 
@@ -131,18 +136,20 @@ def main(argv: list[str] | None = None) -> int:
                "max_pos_px": max((r["max_pos_px"] for r in rows), default=0.0),
                "max_size_m": max((r["max_size_m"] for r in rows), default=0.0),
                "max_heading_deg": max((r["max_heading_deg"] for r in rows), default=0.0),
+               "max_db": max((r["max_db"] for r in rows), default=0.0),
                "finish_seconds": {k: round(v, 2) for k, v in times.items()}}
     out = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "command": " ".join(["python", "benchmarks/postprocess_equivalence.py", *(argv or sys.argv[1:])]),
            "device": str(det.device), "torch": torch.__version__, "weights_version": det.version,
-           "tolerances": {"pos_px": POS_TOL_PX, "size_m": SIZE_TOL_M, "heading_deg": HEADING_TOL_DEG},
+           "tolerances": {"pos_px": POS_TOL_PX, "size_m": SIZE_TOL_M, "heading_deg": HEADING_TOL_DEG, "db": DB_TOL},
            "summary": summary, "wall_seconds": round(time.perf_counter() - t_all, 1),
            "differing": [r for r in rows if not r["same"]], "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
     print(f"{n_same} of {len(rows)} images give the same detections both ways "
           f"({summary['detections']} detections; max position difference {summary['max_pos_px']:.2g} px, "
-          f"size {summary['max_size_m']:.2g} m, heading {summary['max_heading_deg']:.2g} deg); "
+          f"size {summary['max_size_m']:.2g} m, heading {summary['max_heading_deg']:.2g} deg, "
+          f"peak/contrast {summary['max_db']:.2g} dB); "
           f"post-processing {summary['finish_seconds']} s on {det.device}; {args.out}")
     return 0 if n_same == len(rows) else 1
 

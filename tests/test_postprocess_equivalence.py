@@ -32,7 +32,8 @@ def test_compare_tells_the_same_from_different() -> None:
     assert r["same"] and r["max_pos_px"] == pytest.approx(0.0015) and r["max_heading_deg"] == pytest.approx(0.07)
     for other in ([a[0]], [replace(a[0], row=10.01), a[1]], [replace(a[0], kind="lifeboat"), a[1]],
                   [replace(a[0], score=0.81), a[1]], [replace(a[0], length_m=30.02), a[1]],
-                  [replace(a[0], heading_deg=10.0), a[1]]):
+                  [replace(a[0], heading_deg=10.0), a[1]], [replace(a[0], attrs={"peak_db": 3.0}), a[1]],
+                  [replace(a[0], attrs={"box_rows_px": 4.0}), a[1]]):
         assert not PE.compare(a, other)["same"]
 
 

@@ -77,6 +77,30 @@ def test_ghost_flags_give_the_same_answer_with_the_batched_parents() -> None:
     assert calls == [len(cands), 5, len(cands) - 5]  # the evidence candidates only when the first five have a parent
 
 
+def test_ghost_flags_without_the_tile_given_its_sea_level() -> None:
+    """The device path passes no dB tile, only the batched parents and the sea level (taken from
+    sea_level's own subsample, which is that subsample's sea level too); anything less is refused."""
+    from detectors.errors import DetectorInputError
+    from detectors.sar.ambiguity import SEA_SAMPLE
+
+    db, lin, cands, hps = _scene()
+    t, tl = torch.from_numpy(db), torch.from_numpy(lin)
+
+    def find(cs: list, hs: list, sea: float) -> list:
+        return parents_batch(t, tl, cs, SEA_DB, 1.0, hs, sea)
+
+    ref = ghost_flags(db, cands, SEA_DB, 1.0, hps, lin, 5)
+    assert ghost_flags(None, cands, SEA_DB, 1.0, hps, None, 5, find, sea=sea_level(db, SEA_DB, lin)) == ref
+    big = np.tile(db, (2, 1))  # 1.28 Mpx: sea_level subsamples every 4th pixel
+    step = big.size // SEA_SAMPLE
+    assert step >= 2
+    assert sea_level(big.reshape(-1)[::step], SEA_DB) == sea_level(big, SEA_DB)
+    with pytest.raises(DetectorInputError, match="needs the dB tile"):
+        ghost_flags(None, cands, SEA_DB, 1.0, hps, None, 5, find)
+    with pytest.raises(DetectorInputError, match="needs the dB tile"):
+        ghost_flags(None, cands, SEA_DB, 1.0, hps, None, 5, sea=1.0)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_on_cuda_the_batched_parents_agree() -> None:

@@ -91,6 +91,7 @@ def _det_equal(a: list, b: list) -> None:
         assert abs(x.row - y.row) <= 2e-3 and abs(x.col - y.col) <= 2e-3
         assert abs(x.length_m - y.length_m) <= 0.011 and abs(x.width_m - y.width_m) <= 0.011
         assert abs((x.heading_deg - y.heading_deg + 90.0) % 180.0 - 90.0) <= 0.11
+        assert x.attrs == y.attrs  # boxes, peak and contrast dB (gathered on the device path)
 
 
 @pytest.mark.skipif(not PT_FILE.is_file(), reason="shipped SAR weights missing")
@@ -122,6 +123,47 @@ def test_the_detector_gives_the_same_detections_either_way(seed: int, spacing: f
     assert ref, "the scene should hold detections"
     assert calls, "the ghost test should have run on the batched path"
     _det_equal(ref, got)
+
+
+class _Copies(torch.overrides.TorchFunctionMode):
+    """Records the size of every tensor copied out (``.cpu()``, ``.numpy()``, ``.tolist()``):
+    on a GPU each is a device->host transfer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if getattr(func, "__name__", "") in ("cpu", "numpy", "tolist") and isinstance(args[0], torch.Tensor):
+            self.sizes.append(int(args[0].numel()))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.skipif(not PT_FILE.is_file(), reason="shipped SAR weights missing")
+@pytest.mark.parametrize("spacing", [0.5, 1.0])
+def test_the_device_path_copies_no_whole_tile_to_the_host(spacing: float) -> None:
+    """Issue 20: on the device path decoding, shapes, peak dB and the ghost test's sea level read
+    the tile where it is; only small arrays leave it (here a CPU stands in for the GPU: the same
+    calls would be device->host copies). The host path, for contrast, copies whole tiles."""
+    from detectors.sar.learned import LearnedSarDetector
+
+    from detectors.sar.ambiguity import SEA_SAMPLE
+
+    s = make_sar_scene(933, rows=2048, cols=2048, spacing_m=spacing, n_groups=2, return_sigma0=False)
+    x = torch.from_numpy(np.ascontiguousarray(s.sigma0_from_dn(), dtype=np.float32))[None]
+    det = LearnedSarDetector(device="cpu", runtime="torch")
+    npass = det.network_pass(x, spacing_m=(spacing, spacing))
+    grid = int(npass.power[0].numel())  # working-grid pixels of the tile
+    assert grid >= 4 * SEA_SAMPLE
+    seen = {}
+    for on in (False, True):
+        det.tensor_geometry = on
+        with _Copies() as copies:
+            seen[on] = (det.finish(npass)[0], copies.sizes)
+    assert seen[True][0], "the scene should hold detections"
+    _det_equal(seen[False][0], seen[True][0])
+    assert max(seen[False][1]) >= grid  # the host path: the valid mask and the power, whole
+    assert max(seen[True][1]) <= SEA_SAMPLE, sorted(seen[True][1])[-5:]  # at most sea_level's subsample
 
 
 @pytest.mark.gpu

@@ -51,6 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detectors.errors import DetectorInputError
+
 log = logging.getLogger(__name__)
 
 #: A parent must be at least this much brighter than its ghost (dB, peak to peak).
@@ -138,11 +140,16 @@ def _row_spread(power: np.ndarray, r: int, half_rows: int, sea: float) -> float:
     return float(np.sqrt((e * (y - mu) ** 2).sum() / e.sum()))
 
 
+#: :func:`sea_level` looks at a regular subsample of about this many pixels (every
+#: ``size // SEA_SAMPLE``-th); the subsample of a subsample taken that way is itself.
+SEA_SAMPLE = 262_144
+
+
 def sea_level(db: np.ndarray, median_db: float, linear: np.ndarray | None = None) -> float:
     """Mean linear power of the sea: the mean of valid pixels no brighter than the median + 10 dB
     (bright targets left out; for speckled sea the mean, not the median, is what sums add up).
     A regular subsample of large tiles is as good and much cheaper."""
-    step = max(1, int(db.size // 262_144))
+    step = max(1, int(db.size // SEA_SAMPLE))
     d = db.reshape(-1)[::step]
     sel = (d > median_db - 60.0) & (d <= median_db + 10.0)
     if not sel.any():
@@ -242,10 +249,10 @@ def _single_copy(p: Parent) -> bool:
             and p.corr >= SINGLE_MIN_CORR and p.spread_ratio >= SINGLE_MIN_SPREAD)
 
 
-def ghost_flags(db: np.ndarray, candidates: Sequence[tuple[float, float]], median_db: float,
+def ghost_flags(db: np.ndarray | None, candidates: Sequence[tuple[float, float]], median_db: float,
                 spacing_m: float = 1.0, half_sizes: Sequence[float] | None = None,
                 linear: np.ndarray | None = None, n_report: int | None = None,
-                find: FindParents | None = None) -> tuple[list[bool], list[float]]:
+                find: FindParents | None = None, sea: float | None = None) -> tuple[list[bool], list[float]]:
     """Which candidates are azimuth ghosts, and the confirmed offsets (metres; see the module doc).
 
     ``db``: the tile in dB (invalid pixels very low), rows along azimuth; ``candidates``:
@@ -256,11 +263,15 @@ def ghost_flags(db: np.ndarray, candidates: Sequence[tuple[float, float]], media
     (step 2) - when none of the first has a possible parent, the rest cannot change their flags
     and are not examined (flagged False); ``find``: (candidates, half sizes, sea level) -> each
     one's :func:`parents` (default: :func:`parents` one by one; the learned detector passes the
-    batched :func:`~detectors.sar.ambiguity_batch.parents_batch` on a GPU).
+    batched :func:`~detectors.sar.ambiguity_batch.parents_batch` on a GPU); ``sea``: the tile's
+    :func:`sea_level` when the caller has it. With both ``find`` and ``sea`` given, ``db`` is not
+    read and may be None (the tile then need not leave the GPU).
     """
+    if db is None and (find is None or sea is None):
+        raise DetectorInputError("ghost_flags needs the dB tile unless both find and sea are given")
     if not candidates:
         return [], []
-    sea = sea_level(db, median_db, linear)
+    sea = sea_level(db, median_db, linear) if sea is None else float(sea)
     halves = [PROFILE_HALF_PX] * len(candidates) if half_sizes is None else [int(math.ceil(x)) for x in half_sizes]
     n = len(candidates) if n_report is None else max(0, min(int(n_report), len(candidates)))
     if find is None:

@@ -76,7 +76,7 @@ def _valley_between(hm: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> f
 
 
 def decode_peaks(heat: torch.Tensor, reg: torch.Tensor, threshold: float,
-                 valid_w: np.ndarray | None = None, valley_ratio: float | None = None) -> list[Peak]:
+                 valid_w: np.ndarray | torch.Tensor | None = None, valley_ratio: float | None = None) -> list[Peak]:
     """One image's heads -> [(score, row, col, h, w)] in working pixels, after box NMS.
 
     Peaks are 3x3 local maxima of the heatmap. Box NMS then keeps the stronger of two peaks
@@ -109,13 +109,13 @@ def decode_peaks(heat: torch.Tensor, reg: torch.Tensor, threshold: float,
         cells.append((i, j))
     if valid_w is not None:
         vh, vw = valid_w.shape
-        vnp = valid_w
-        keep_c = []
-        for c, cell in zip(cand, cells):
-            ri, ci = int(round(min(max(c[1], 0), vh - 1))), int(round(min(max(c[2], 0), vw - 1)))
-            if bool(vnp[ri, ci]):
-                keep_c.append((c, cell))
-        cand, cells = [c for c, _ in keep_c], [e for _, e in keep_c]
+        at = [(int(round(min(max(c[1], 0), vh - 1))), int(round(min(max(c[2], 0), vw - 1)))) for c in cand]
+        if isinstance(valid_w, torch.Tensor):  # looked up where the mask is: a few flags copied, not the tile
+            rc = torch.tensor(at, dtype=torch.long, device=valid_w.device).reshape(-1, 2)
+            ok = valid_w[rc[:, 0], rc[:, 1]].cpu().numpy()
+        else:
+            ok = np.array([bool(valid_w[ri, ci]) for ri, ci in at], dtype=bool)
+        cand, cells = [c for c, o in zip(cand, ok) if o], [e for e, o in zip(cells, ok) if o]
     if not cand:
         return []
     # Greedy NMS in score order, the pairwise box tests computed at once (float64): with
@@ -149,12 +149,12 @@ def decode_peaks(heat: torch.Tensor, reg: torch.Tensor, threshold: float,
 
 def decode_tile(heat: torch.Tensor, reg: torch.Tensor, valid: torch.Tensor | np.ndarray,
                 threshold: float) -> list[Peak]:
-    """:func:`decode_peaks` for one tile's padded heads, cropped to the working grid ``valid`` covers."""
-    vnp = valid if isinstance(valid, np.ndarray) else valid.cpu().numpy()
-    hw, ww = vnp.shape
+    """:func:`decode_peaks` for one tile's padded heads, cropped to the working grid ``valid`` covers.
+    ``valid`` may stay a tensor on the tile's device: only the flags at the peaks are copied."""
+    hw, ww = valid.shape
     heat = heat[:, : (hw + STRIDE - 1) // STRIDE, : (ww + STRIDE - 1) // STRIDE]
     reg = reg[:, : heat.shape[1], : heat.shape[2]]
-    return decode_peaks(heat, reg, threshold, vnp)
+    return decode_peaks(heat, reg, threshold, valid)
 
 
 def blob_moments(db: np.ndarray, peak_rc: tuple[int, int], median_db: float) -> dict[str, Any] | None:

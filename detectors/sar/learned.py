@@ -65,7 +65,7 @@ from detectors.integrity import SessionGuard, WeightGuard
 from detectors.onnx_runtime import guarded_session, session_metadata
 from detectors.registry import detector_options, register
 from detectors.sar import network
-from detectors.sar.ambiguity import ghost_flags
+from detectors.sar.ambiguity import SEA_SAMPLE, ghost_flags, sea_level
 from detectors.sar.ambiguity_batch import parents_batch
 from detectors.sar.blob_batch import peak_geometries
 from detectors.sar.cascade import PRESCREEN_CH0, heads_in_windows, plan_windows, window_fraction
@@ -177,11 +177,13 @@ def _pos(x: float) -> float:
     return round(float(x), 3)
 
 
-def _median(power: torch.Tensor, valid: torch.Tensor, power_np: np.ndarray, valid_np: np.ndarray) -> float:
+def _median(power: torch.Tensor, valid: torch.Tensor, power_np: np.ndarray | None = None,
+            valid_np: np.ndarray | None = None) -> float:
     """Median of the valid working-grid power, numpy's definition (mean of the two middle values
-    of an even count). On CUDA it is taken on the device (a sort there is far cheaper than
-    numpy's partition of millions of values on the host); elsewhere numpy. Same value either way."""
-    if power.device.type == "cuda":
+    of an even count). On CUDA, or without the host copies, it is taken where the tile is (a sort
+    on a GPU is far cheaper than numpy's partition of millions of values on the host); else numpy.
+    Same value either way."""
+    if power.device.type == "cuda" or power_np is None or valid_np is None:
         vals = power[valid].float()
         n = int(vals.numel())
         if n == 0:
@@ -468,8 +470,14 @@ class _SarLearnedBase:
         floors = (([GHOST_EVIDENCE_FLOOR] if self.reject_ambiguities else [])
                   + ([FINE_CANDIDATE_FLOOR] if fine is not None else []))
         floor = min(floors + [self.score_threshold])
-        vnp = vw.cpu().numpy()  # one device->host copy of the valid mask, used by decoding and shapes
-        decoded = self._decode(heat, reg, vnp, floor)
+        on_device = self.tensor_geometry if self.tensor_geometry is not None else power.device.type == "cuda"
+        # On the device path no whole working-grid array leaves the device (the valid mask, the
+        # power, the dB tile: 36 MB for a 4096 px tile at 0.5 m, several ms of a ~17 ms budget on
+        # a GPU): decoding looks flags up where the mask is, values are gathered at the
+        # detections, the sea level is taken from its subsample. The host path copies the mask
+        # once, for decoding and the shapes.
+        vnp = None if on_device else vw.cpu().numpy()
+        decoded = self._decode(heat, reg, vw if on_device else vnp, floor)
         peaks = [p for p in decoded if p[0] >= self.score_threshold]
         evidence = [p for p in decoded if p[0] < self.score_threshold]
         for f, h_c, r_c, v_c in coarse:  # large ships seen on coarser grids (PYRAMID)
@@ -493,32 +501,42 @@ class _SarLearnedBase:
             return []
         peaks = peaks + evidence
         fr, fc = shape[0] / hw, shape[1] / ww  # input pixels per working pixel
-        pw_np = power.float().cpu().numpy()  # zero on invalid pixels (to_working_grid)
-        median_db = float(10 * np.log10(max(_median(power, vw, pw_np, vnp), 1e-10)))
-        on_device = self.tensor_geometry if self.tensor_geometry is not None else power.device.type == "cuda"
         geometries = None
-        if on_device:  # dB made where the tile is, copied once; the blobs found there too
-            db_t = torch.where(vw, 10 * torch.log10(torch.clamp(power.float(), min=1e-10)),
+        db_all: np.ndarray | None = None
+        pw_np: np.ndarray | None = None
+        if on_device:  # dB made where the tile is; the blobs found there too
+            median_db = float(10 * np.log10(max(_median(power, vw), 1e-10)))
+            pw_t = power.float()
+            db_t = torch.where(vw, 10 * torch.log10(torch.clamp(pw_t, min=1e-10)),
                                torch.full((), -100.0, dtype=torch.float32, device=power.device))
-            db_all = db_t.cpu().numpy()
             geometries = peak_geometries(db_t, median_db, [p[1:] for p in peaks], self.refine_centres)
         else:
+            pw_np = power.float().cpu().numpy()  # zero on invalid pixels (to_working_grid)
+            median_db = float(10 * np.log10(max(_median(power, vw, pw_np, vnp), 1e-10)))
             db_all = 10 * np.log10(np.maximum(pw_np, 1e-10))
             db_all[~vnp] = -100.0
         out: list[Detection] = []
         work_rc: list[tuple[float, float]] = []  # each detection's centre on the working grid
         work_half: list[float] = []  # ... and half its box's longer side (working px)
         taken: TakenBlobs = []  # accepted blobs (pixels) and box areas
+        kept: list[tuple[float, float, float, float, float, float, float, float]] = []
         for k, (score, row, col, bh, bw) in enumerate(peaks):
             geometry = (geometries[k] if geometries is not None
                         else peak_geometry(db_all, median_db, row, col, bh, bw, taken, self.refine_centres))
             if geometry is None:  # a second peak on a blob already reported
                 continue
             row, col, length_px, width_px, heading = geometry
+            kept.append((score, row, col, bh, bw, length_px, width_px, heading))
+        at = [(int(min(max(round(g[1]), 0), hw - 1)), int(min(max(round(g[2]), 0), ww - 1))) for g in kept]
+        if on_device and at:  # each detection's peak dB, gathered on the device (float32 either way)
+            rc = torch.tensor(at, dtype=torch.long, device=db_t.device)
+            peak_vals = db_t[rc[:, 0], rc[:, 1]].cpu().numpy()
+        else:
+            peak_vals = np.array([db_all[ri, ci] for ri, ci in at], dtype=np.float32)
+        for (score, row, col, bh, bw, length_px, width_px, heading), pk in zip(kept, peak_vals):
             length_m = float(length_px * ws)
             width_m = float(min(width_px, length_px) * ws)
             kind = "lifeboat" if length_m <= LIFEBOAT_MAX_LENGTH_M else "vessel"
-            ri, ci = int(min(max(round(row), 0), hw - 1)), int(min(max(round(col), 0), ww - 1))
             work_rc.append((row, col))
             work_half.append(0.5 * max(bh, bw))
             out.append(Detection(
@@ -526,18 +544,22 @@ class _SarLearnedBase:
                 kind=kind, detector=self.name, length_m=round(length_m, 2), width_m=round(width_m, 2),
                 heading_deg=round(float(heading), 1),
                 attrs={"box_rows_px": round(float(bh * fr), 2), "box_cols_px": round(float(bw * fc), 2),
-                       "peak_db": round(float(db_all[ri, ci]), 2),
-                       "contrast_db": round(float(db_all[ri, ci] - median_db), 2),
+                       "peak_db": round(float(pk), 2),
+                       "contrast_db": round(float(pk - median_db), 2),
                        "model_version": self.version},
             ))
         if self.reject_ambiguities and len(out) >= 2:
             n_report = sum(d.score >= self.score_threshold for d in out)  # a prefix: reported first
-            find = None
             if on_device:  # the possible parents of all candidates in batched operations on the device
                 def find(cands: list, hps: list, sea: float) -> list:
-                    return parents_batch(db_t, power.float(), cands, median_db, ws, hps, sea)
-            flags, offsets = ghost_flags(db_all, work_rc, median_db, ws, work_half,
-                                         pw_np, n_report, find)
+                    return parents_batch(db_t, pw_t, cands, median_db, ws, hps, sea)
+                # sea_level's own strided subsample, copied alone: the same value as from the whole tile
+                step = max(1, int(db_t.numel() // SEA_SAMPLE))
+                sea = sea_level(db_t.reshape(-1)[::step].cpu().numpy(), median_db,
+                                pw_t.reshape(-1)[::step].cpu().numpy())
+                flags, offsets = ghost_flags(None, work_rc, median_db, ws, work_half, None, n_report, find, sea=sea)
+            else:
+                flags, offsets = ghost_flags(db_all, work_rc, median_db, ws, work_half, pw_np, n_report)
             if any(flags):
                 log.debug("%s: %d azimuth ghost(s) dropped (offsets %s m)", self.name, sum(flags), offsets)
                 out = [d for d, g in zip(out, flags) if not g]
