@@ -178,3 +178,24 @@ def test_on_cuda_the_batched_path_is_the_default_and_agrees() -> None:
     for a, b in zip(ref, got):
         if a is not None:
             assert np.allclose(a[:4], b[:4], atol=1e-4), (a, b)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.skipif(not PT_FILE.is_file(), reason="shipped SAR weights missing")
+def test_on_cuda_no_whole_tile_is_copied_to_the_host() -> None:
+    """The device path by default on CUDA: the post-processing's device->host copies stay within
+    sea_level's subsample, and the detections are those of the host path on the same heads."""
+    from detectors.sar.ambiguity import SEA_SAMPLE
+    from detectors.sar.learned import LearnedSarDetector
+
+    s = make_sar_scene(933, rows=2048, cols=2048, spacing_m=0.5, n_groups=2, return_sigma0=False)
+    x = torch.from_numpy(np.ascontiguousarray(s.sigma0_from_dn(), dtype=np.float32))[None].cuda()
+    det = LearnedSarDetector(device="cuda", runtime="torch")
+    assert det.tensor_geometry is None
+    npass = det.network_pass(x, spacing_m=(0.5, 0.5))
+    with _Copies() as copies:
+        got = det.finish(npass)[0]
+    assert got and max(copies.sizes) <= SEA_SAMPLE, sorted(copies.sizes)[-5:]
+    det.tensor_geometry = False
+    _det_equal(det.finish(npass)[0], got)
