@@ -50,6 +50,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from detectors.errors import DetectorInputError
 
@@ -141,20 +142,29 @@ def _row_spread(power: np.ndarray, r: int, half_rows: int, sea: float) -> float:
 
 
 #: :func:`sea_level` looks at a regular subsample of about this many pixels (every
-#: ``size // SEA_SAMPLE``-th); the subsample of a subsample taken that way is itself.
+#: ``size // SEA_SAMPLE``-th).
 SEA_SAMPLE = 262_144
 
 
-def sea_level(db: np.ndarray, median_db: float, linear: np.ndarray | None = None) -> float:
+def _sea_sample(a: np.ndarray | torch.Tensor, step: int) -> np.ndarray:
+    """Every ``step``-th value of ``a`` (row-major) as a host array: of a tensor on a GPU only
+    the subsample is copied."""
+    sub = a.reshape(-1)[::step]
+    return sub.cpu().numpy() if isinstance(sub, torch.Tensor) else sub
+
+
+def sea_level(db: np.ndarray | torch.Tensor, median_db: float, linear: np.ndarray | torch.Tensor | None = None
+              ) -> float:
     """Mean linear power of the sea: the mean of valid pixels no brighter than the median + 10 dB
     (bright targets left out; for speckled sea the mean, not the median, is what sums add up).
-    A regular subsample of large tiles is as good and much cheaper."""
-    step = max(1, int(db.size // SEA_SAMPLE))
-    d = db.reshape(-1)[::step]
+    A regular subsample of large tiles is as good and much cheaper. ``db`` / ``linear`` may be
+    tensors on the tile's device (the learned detector's device path): the same values come out."""
+    step = max(1, int(db.numel() if isinstance(db, torch.Tensor) else db.size) // SEA_SAMPLE)
+    d = _sea_sample(db, step)
     sel = (d > median_db - 60.0) & (d <= median_db + 10.0)
     if not sel.any():
         return float(10.0 ** (median_db / 10.0))
-    lin = (10.0 ** (d[sel].astype(np.float64) / 10.0)) if linear is None else linear.reshape(-1)[::step][sel]
+    lin = (10.0 ** (d[sel].astype(np.float64) / 10.0)) if linear is None else _sea_sample(linear, step)[sel]
     return float(np.mean(lin, dtype=np.float64))
 
 

@@ -75,6 +75,16 @@ def _valley_between(hm: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> f
     return float(hm[rr, cc].min())
 
 
+def values_at(grid: np.ndarray | torch.Tensor, at: list[tuple[int, int]]) -> np.ndarray:
+    """``grid[r, c]`` for each (r, c) in ``at``, as a host array of the grid's dtype. A tensor is
+    indexed where it is, so on a GPU only these values are copied, never the grid."""
+    if isinstance(grid, torch.Tensor):
+        rc = torch.tensor(at, dtype=torch.long, device=grid.device).reshape(-1, 2)
+        return grid[rc[:, 0], rc[:, 1]].cpu().numpy()
+    rc_np = np.asarray(at, dtype=np.intp).reshape(-1, 2)
+    return grid[rc_np[:, 0], rc_np[:, 1]]
+
+
 def decode_peaks(heat: torch.Tensor, reg: torch.Tensor, threshold: float,
                  valid_w: np.ndarray | torch.Tensor | None = None, valley_ratio: float | None = None) -> list[Peak]:
     """One image's heads -> [(score, row, col, h, w)] in working pixels, after box NMS.
@@ -110,11 +120,7 @@ def decode_peaks(heat: torch.Tensor, reg: torch.Tensor, threshold: float,
     if valid_w is not None:
         vh, vw = valid_w.shape
         at = [(int(round(min(max(c[1], 0), vh - 1))), int(round(min(max(c[2], 0), vw - 1)))) for c in cand]
-        if isinstance(valid_w, torch.Tensor):  # looked up where the mask is: a few flags copied, not the tile
-            rc = torch.tensor(at, dtype=torch.long, device=valid_w.device).reshape(-1, 2)
-            ok = valid_w[rc[:, 0], rc[:, 1]].cpu().numpy()
-        else:
-            ok = np.array([bool(valid_w[ri, ci]) for ri, ci in at], dtype=bool)
+        ok = values_at(valid_w, at)
         cand, cells = [c for c, o in zip(cand, ok) if o], [e for e, o in zip(cells, ok) if o]
     if not cand:
         return []

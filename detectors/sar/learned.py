@@ -65,11 +65,11 @@ from detectors.integrity import SessionGuard, WeightGuard
 from detectors.onnx_runtime import guarded_session, session_metadata
 from detectors.registry import detector_options, register
 from detectors.sar import network
-from detectors.sar.ambiguity import SEA_SAMPLE, ghost_flags, sea_level
+from detectors.sar.ambiguity import ghost_flags, sea_level
 from detectors.sar.ambiguity_batch import parents_batch
 from detectors.sar.blob_batch import peak_geometries
 from detectors.sar.cascade import PRESCREEN_CH0, heads_in_windows, plan_windows, window_fraction
-from detectors.sar.decode import GHOST_EVIDENCE_FLOOR, Peak, TakenBlobs, decode_tile, peak_geometry
+from detectors.sar.decode import GHOST_EVIDENCE_FLOOR, Peak, TakenBlobs, decode_tile, peak_geometry, values_at
 from detectors.sar.fine_pass import (FINE_CANDIDATE_FLOOR, FINE_INT8_MARGIN, FINE_MAX_INPUT_SPACING_M, FINE_THRESHOLD,
                                      FineScores, FineTile, confirm_small_candidates, fine_grid, fine_window_scores,
                                      screened_scores)
@@ -528,11 +528,7 @@ class _SarLearnedBase:
             row, col, length_px, width_px, heading = geometry
             kept.append((score, row, col, bh, bw, length_px, width_px, heading))
         at = [(int(min(max(round(g[1]), 0), hw - 1)), int(min(max(round(g[2]), 0), ww - 1))) for g in kept]
-        if on_device and at:  # each detection's peak dB, gathered on the device (float32 either way)
-            rc = torch.tensor(at, dtype=torch.long, device=db_t.device)
-            peak_vals = db_t[rc[:, 0], rc[:, 1]].cpu().numpy()
-        else:
-            peak_vals = np.array([db_all[ri, ci] for ri, ci in at], dtype=np.float32)
+        peak_vals = values_at(db_t if on_device else db_all, at)  # each detection's peak dB (float32)
         for (score, row, col, bh, bw, length_px, width_px, heading), pk in zip(kept, peak_vals):
             length_m = float(length_px * ws)
             width_m = float(min(width_px, length_px) * ws)
@@ -553,10 +549,7 @@ class _SarLearnedBase:
             if on_device:  # the possible parents of all candidates in batched operations on the device
                 def find(cands: list, hps: list, sea: float) -> list:
                     return parents_batch(db_t, pw_t, cands, median_db, ws, hps, sea)
-                # sea_level's own strided subsample, copied alone: the same value as from the whole tile
-                step = max(1, int(db_t.numel() // SEA_SAMPLE))
-                sea = sea_level(db_t.reshape(-1)[::step].cpu().numpy(), median_db,
-                                pw_t.reshape(-1)[::step].cpu().numpy())
+                sea = sea_level(db_t, median_db, pw_t)  # only its subsample leaves the device
                 flags, offsets = ghost_flags(None, work_rc, median_db, ws, work_half, None, n_report, find, sea=sea)
             else:
                 flags, offsets = ghost_flags(db_all, work_rc, median_db, ws, work_half, pw_np, n_report)
