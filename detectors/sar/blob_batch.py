@@ -37,7 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from detectors.sar.decode import BLOB_BELOW_PEAK_DB, BLOB_OVER_MEDIAN_DB, blob_window
+from detectors.sar.decode import (BLOB_BELOW_PEAK_DB, BLOB_OVER_MEDIAN_DB, blob_is_the_box, blob_length,
+                                  blob_window, box_geometry, same_object)
 
 #: Smallest bucket side (pixels): the window of the smallest box is 15-16 px.
 MIN_BUCKET_PX = 16
@@ -157,23 +158,21 @@ def peak_geometries(db: torch.Tensor, median_db: float, boxes: Sequence[tuple[fl
     for i, (row, col, bh, bw) in enumerate(boxes):
         r0, r1, c0, c1 = (int(v) for v in wins[i, :4])
         if not (usable[i] and stats[i, 0]):
-            out.append((row, col, max(bh, bw), min(bh, bw), 0.0 if bh >= bw else 90.0))
+            out.append(box_geometry(row, col, bh, bw))
             continue
         _, _, mr, mc, _, _, _, rmin, rmax, cmin, cmax, _, _ = stats[i]
         h, w = r1 - r0, c1 - c0
         if refine:
             br, bc = float(mr) + r0, float(mc) + c0
-            eh, ew = int(rmax - rmin + 1), int(cmax - cmin + 1)
-            touches = rmin == 0 or cmin == 0 or rmax == h - 1 or cmax == w - 1
-            if (not touches and eh <= 1.5 * bh + 4 and ew <= 1.5 * bw + 4
-                    and abs(br - row) <= bh / 2 + 1 and abs(bc - col) <= bw / 2 + 1):
-                if any(member_np[i, j] and bh * bw >= 0.25 * a for j, a in taken):
+            touches = bool(rmin == 0 or cmin == 0 or rmax == h - 1 or cmax == w - 1)
+            if blob_is_the_box(touches, (int(rmax - rmin + 1), int(cmax - cmin + 1)), (br, bc), row, col, bh, bw):
+                if any(member_np[i, j] and same_object(bh, bw, a) for j, a in taken):
                     out.append(None)
                     continue
                 taken.append((i, bh * bw))
                 row, col = br, bc
         lam_min, lam_max = max(float(evals[i, 0]), 0.0), max(float(evals[i, 1]), 0.0)
         er, ec = float(evecs[i, 0, 1]), float(evecs[i, 1, 1])
-        length_px = min(math.sqrt(12.0 * lam_max + 1.0), math.hypot(bh, bw) * 1.2 + 2)
+        length_px = blob_length(math.sqrt(12.0 * lam_max + 1.0), bh, bw)
         out.append((row, col, length_px, math.sqrt(12.0 * lam_min + 1.0), math.degrees(math.atan2(ec, -er)) % 180.0))
     return out

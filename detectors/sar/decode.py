@@ -229,6 +229,32 @@ def blob_window(row: float, col: float, bh: float, bw: float, hw: int, ww: int) 
     return r0, r1, c0, c1, pr, pc
 
 
+def blob_is_the_box(touches_edge: bool, extent: tuple[int, int], centroid: tuple[float, float],
+                    row: float, col: float, bh: float, bw: float) -> bool:
+    """Whether a peak's blob is the object the network boxed - seen whole, about the predicted
+    size, its centroid in the predicted box - so its centroid may replace the peak (centre
+    refinement). Shared by :func:`peak_geometry` and its batched twin (``blob_batch``)."""
+    eh, ew = extent
+    return (not touches_edge and eh <= 1.5 * bh + 4 and ew <= 1.5 * bw + 4
+            and abs(centroid[0] - row) <= bh / 2 + 1 and abs(centroid[1] - col) <= bw / 2 + 1)
+
+
+def same_object(bh: float, bw: float, reported_area: float) -> bool:
+    """A peak whose seed lies in a reported blob is that object again - unless its box is much
+    smaller (a lifeboat moored against a hull keeps its own detection)."""
+    return bh * bw >= 0.25 * reported_area
+
+
+def blob_length(length_px: float, bh: float, bw: float) -> float:
+    """The blob's length, capped by the predicted box (a blob merged with its surroundings)."""
+    return min(length_px, math.hypot(bh, bw) * 1.2 + 2)
+
+
+def box_geometry(row: float, col: float, bh: float, bw: float) -> tuple[float, float, float, float, float]:
+    """No bright blob (a faint target): the predicted box gives the shape."""
+    return row, col, max(bh, bw), min(bh, bw), (0.0 if bh >= bw else 90.0)
+
+
 def peak_geometry(db_all: np.ndarray, median_db: float, row: float, col: float, bh: float, bw: float,
                   taken: TakenBlobs, refine: bool) -> tuple[float, float, float, float, float] | None:
     """Centre and shape of one decoded peak: (row, col, length_px, width_px, heading_deg), working px.
@@ -247,20 +273,13 @@ def peak_geometry(db_all: np.ndarray, median_db: float, row: float, col: float, 
         # the predicted box). Otherwise (land, a merged cluster) the peak stands.
         br, bc = blob["centroid"]
         br, bc = br + r0, bc + c0
-        eh, ew = blob["extent"]
-        if (not blob["touches_edge"] and eh <= 1.5 * bh + 4 and ew <= 1.5 * bw + 4
-                and abs(br - row) <= bh / 2 + 1 and abs(bc - col) <= bw / 2 + 1):
+        if blob_is_the_box(blob["touches_edge"], blob["extent"], (br, bc), row, col, bh, bw):
             pix = set(zip((blob["pixels"][0] + r0).tolist(), (blob["pixels"][1] + c0).tolist()))
             seed = (blob["seed"][0] + r0, blob["seed"][1] + c0)
-            # A second peak on a blob already reported (and not a much smaller box: a
-            # lifeboat moored against a hull keeps its own detection) is the same object.
-            if any(seed in p and bh * bw >= 0.25 * a for p, a in taken):
+            if any(seed in p and same_object(bh, bw, a) for p, a in taken):
                 return None
             taken.append((pix, bh * bw))
             row, col = br, bc
-    if blob is not None:
-        length_px, width_px, heading = blob["length"], blob["width"], blob["heading"]
-        length_px = min(length_px, math.hypot(bh, bw) * 1.2 + 2)
-    else:  # no bright blob (faint target): fall back on the predicted box
-        length_px, width_px, heading = max(bh, bw), min(bh, bw), (0.0 if bh >= bw else 90.0)
-    return row, col, length_px, width_px, heading
+    if blob is None:
+        return box_geometry(row, col, bh, bw)
+    return row, col, blob_length(blob["length"], bh, bw), blob["width"], blob["heading"]
