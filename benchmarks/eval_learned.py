@@ -843,6 +843,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--coarse-weights", default=None,
                     help="learned: a second .pt for working grids coarser than 1 m (its .onnx beside it for "
                          "onnxruntime), or 'none'; default: the detector's (the shipped one with the shipped weights)")
+    ap.add_argument("--group-weights", default=None,
+                    help="learned: the dense-group expert's .pt (detectors.sar.group_expert; its .onnx beside it "
+                         "for onnxruntime), or 'none'; default: the detector's (the shipped one, when there is one)")
     ap.add_argument("--no-refine", action="store_true", help="learned: keep heatmap-peak centres (no blob refinement)")
     ap.add_argument("--no-ambiguity", action="store_true",
                     help="learned: keep azimuth ghosts (no detectors.sar.ambiguity rejection)")
@@ -882,6 +885,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.compare_onnx and args.weights:
         ap.error("--compare-onnx runs the shipped ONNX model; it cannot be compared with --weights")
+    if args.compare_onnx and args.group_weights is not None:
+        ap.error("--compare-onnx runs the shipped ONNX model with its own group weights; not with --group-weights")
     if args.compare_onnx and args.coarse_weights is not None:
         ap.error("--compare-onnx runs the shipped ONNX model with its own coarse weights; not with --coarse-weights")
     seeds_text = args.seeds if args.seeds is not None else ("1000" if args.quick else "1000-1009")
@@ -900,6 +905,8 @@ def main(argv: list[str] | None = None) -> int:
         opts["sha256"] = recorded_sha256(args.weights)  # None: the detector says what is missing
     if args.coarse_weights is not None:
         opts["coarse_weights"] = args.coarse_weights
+    if args.group_weights is not None:
+        opts["group_weights"] = args.group_weights
     if args.pyramid is not None:
         opts["pyramid"] = () if args.pyramid == "none" else tuple(int(v) for v in args.pyramid.split(","))
     if args.fine_threshold is not None:
@@ -921,6 +928,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(s < SYNTH_TEST_SEED0 for s in seeds):
         log.warning("seeds below %d were used for training or threshold choice", SYNTH_TEST_SEED0)
     coarse_pt = Path(args.coarse_weights) if args.coarse_weights else Path(network.COARSE_PT_FILE)
+    group_pt = Path(args.group_weights) if args.group_weights else Path(network.GROUP_PT_FILE)
     out: dict[str, Any] = {"learned_version": learned.version, "learned_score_threshold": learned.score_threshold,
                            "learned_weights": str(args.weights) if args.weights else "shipped",
                            "learned_weights_sha256": network.sha256_file(weights),
@@ -929,6 +937,10 @@ def main(argv: list[str] | None = None) -> int:
                                                       {"path": str(coarse_pt), "sha256": network.sha256_file(coarse_pt),
                                                        "version": learned.coarse_meta.get("version"),
                                                        "score_threshold": learned.coarse_threshold}),
+                           "learned_group_weights": (None if learned.group_meta is None else
+                                                     {"path": str(group_pt), "sha256": network.sha256_file(group_pt),
+                                                      "version": learned.group_meta.get("version"),
+                                                      "score_threshold": learned.group_threshold}),
                            "learned_training_command": learned.metadata.get("training_command"),
                            "learned_refine_centres": learned.refine_centres,
                            "learned_reject_ambiguities": learned.reject_ambiguities,

@@ -65,6 +65,11 @@ def test_the_second_file_supplies_the_ssdd_sweep_and_it_must_be_validation(tmp_p
         csw.scores([tmp_path / "test_seeds.json", R15 / "validation_B_1.4.0.json"])
     with pytest.raises(SystemExit, match="different weights"):
         csw.scores([R15 / "validation_B_1.4.0_generated.json", RB / "validation_ssdd_a0.5.json"])
+    grouped = json.loads((R15 / "validation_B_1.4.0.json").read_text())  # same main weights, a group expert
+    grouped["learned_group_weights"] = {"path": "x.pt", "sha256": "ab" * 32, "version": "t", "score_threshold": 0.4}
+    (tmp_path / "grouped.json").write_text(json.dumps(grouped))
+    with pytest.raises(SystemExit, match="different weights"):
+        csw.scores([R15 / "validation_B_1.4.0_generated.json", tmp_path / "grouped.json"])
     with pytest.raises(SystemExit, match="one or two"):
         csw.scores([])
     with pytest.raises(SystemExit, match="does not end with its blend alpha"):

@@ -40,7 +40,8 @@ def _sweeps(paths: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
     if seeds and max(int(v) for v in seeds) >= TEST_SEED0:
         raise SystemExit(f"{paths[0]}: generated seeds {seeds} reach the test seeds (>= {TEST_SEED0}); "
                          "the rule reads validation only")
-    shas = {d.get("learned_weights_sha256") for d in docs}
+    # the main weights and, where one ran, the group expert (detectors/sar/group_expert.py)
+    shas = {(d.get("learned_weights_sha256"), (d.get("learned_group_weights") or {}).get("sha256")) for d in docs}
     if len(shas) > 1:
         raise SystemExit(f"{', '.join(map(str, paths))}: the files evaluate different weights")
     gen = docs[0].get("generated_sweep", {}).get("by_spacing", {})

@@ -70,6 +70,8 @@ from detectors.sar.ambiguity_batch import parents_batch
 from detectors.sar.blob_batch import peak_geometries
 from detectors.sar.cascade import PRESCREEN_CH0, heads_in_windows, plan_windows, window_fraction
 from detectors.sar.decode import GHOST_EVIDENCE_FLOOR, Peak, TakenBlobs, decode_tile, peak_geometry, values_at
+from detectors.sar.group_expert import gate as group_gate
+from detectors.sar.group_expert import group_windows
 from detectors.sar.fine_pass import (FINE_CANDIDATE_FLOOR, FINE_INT8_MARGIN, FINE_MAX_INPUT_SPACING_M, FINE_THRESHOLD,
                                      FineScores, FineTile, confirm_small_candidates, fine_grid, fine_window_scores,
                                      screened_scores)
@@ -78,6 +80,7 @@ from detectors.sar.network import (CLASSES, MODEL_NAME, MODEL_VERSION, NORMALISA
                                    SarCenterNetExport, export_onnx, load_checkpoint, normalise, pad_to_multiple,
                                    sha256_file, to_working_grid, verify_weights, working_spacing)
 from detectors.types import LIFEBOAT_MAX_LENGTH_M, Detection
+from detectors.windows import Window
 
 log = logging.getLogger(__name__)
 
@@ -255,11 +258,47 @@ class _SarLearnedBase:
         if meta is not None:
             self.coarse_threshold = None if score_threshold is not None else float(
                 meta.get("score_threshold", self.score_threshold))
-            self._base_version = (f"{self.metadata.get('version', MODEL_VERSION)}+coarse{meta.get('version', '?')}"
-                                  f"+post{POSTPROCESS_REVISION}")
+            self._compose_version()
             coarse = _trained_spacing(meta)
             if coarse is not None:
                 self.trained_spacing = (self.trained_spacing[0], max(self.trained_spacing[1], coarse[1]))
+
+    #: The dense-group expert's weights, when loaded (see :meth:`uses_group`,
+    #: :mod:`detectors.sar.group_expert`).
+    group_meta: Mapping[str, Any] | None = None
+    #: Its validated threshold (None: :attr:`score_threshold` serves both).
+    group_threshold: float | None = None
+    #: Its test-time augmentation passes, as validated with it.
+    group_tta: int = 1
+    #: Windows the group expert took in the last :meth:`finish` (all tiles together).
+    last_group_windows: int = 0
+    _group_now: bool = False  #: read by _heads while the expert runs: which weights
+
+    def _compose_version(self) -> None:
+        """:attr:`_base_version` from the main, coarse and group weights' versions: caches key on it."""
+        v = str(self.metadata.get("version", MODEL_VERSION))
+        if self.coarse_meta is not None:
+            v += f"+coarse{self.coarse_meta.get('version', '?')}"
+        if self.group_meta is not None:
+            v += f"+group{self.group_meta.get('version', '?')}"
+        self._base_version = f"{v}+post{POSTPROCESS_REVISION}"
+
+    def _set_group(self, meta: Mapping[str, Any] | None, score_threshold: float | None) -> None:
+        """Record the group expert's metadata; a user's ``score_threshold`` applies to it too."""
+        self.group_meta = None if meta is None else dict(meta)
+        if meta is not None:
+            self.group_threshold = None if score_threshold is not None else float(
+                meta.get("score_threshold", self.score_threshold))
+            tta = int(meta.get("tta", 1))
+            if tta not in (1, 2, 4):
+                raise DetectorInputError(f"{self.name}: the group weights' tta must be 1, 2 or 4 passes, got {tta}")
+            self.group_tta = tta
+            self._compose_version()
+
+    def uses_group(self, spacing: tuple[float, float]) -> bool:
+        """Whether the group expert runs for tiles of this spacing: loaded, and the working grid
+        the 1 m one (inputs of 1 m and finer, where group members are resolvable)."""
+        return self.group_meta is not None and working_spacing(spacing) <= WORKING_SPACING_M + 1e-9
 
     def uses_coarse(self, spacing: tuple[float, float]) -> bool:
         """Whether tiles of this spacing go to the coarse weights: loaded, and the working grid
@@ -590,6 +629,23 @@ class _SarLearnedBase:
             windows = [plan_windows(feats[i], self.prescreen, points=pts[i]) for i in range(feats.shape[0])]
             self.last_window_fraction = float(np.mean([window_fraction(w, tuple(feats.shape[-2:])) for w in windows]))
 
+        heat, reg, levels = self._heads_and_levels(feats, power, vw, spacing, windows)
+        ws = working_spacing(spacing)
+        made: list[list[FineTile]] = []
+
+        def fine_tile() -> list[FineTile]:
+            if not made:
+                made.append(fine_grid(x, spacing, v))
+            return made[0]
+
+        return NetworkPass(heat, reg, power, vw, levels, fine_tile, (int(sigma0.shape[1]), int(sigma0.shape[2])),
+                           spacing, fine_cache=[{} for _ in range(sigma0.shape[0])], working_m=ws, coarse=coarse)
+
+    def _heads_and_levels(self, feats: torch.Tensor, power: torch.Tensor, vw: torch.Tensor,
+                          spacing: tuple[float, float], windows: list[list[Window]] | None
+                          ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]]:
+        """The heads on the working grid and on the pyramid's coarser grids, everywhere or (per tile)
+        only in ``windows`` of working pixels (zero elsewhere)."""
         def run(inp: torch.Tensor, factor: int) -> tuple[torch.Tensor, torch.Tensor]:
             if windows is None:
                 return self.heads(inp)
@@ -605,26 +661,58 @@ class _SarLearnedBase:
                 continue
             h_c, r_c = run(pad_to_multiple(normalise(p_c, v_c)), f)
             levels.append((f, h_c, r_c, v_c))
-        made: list[list[FineTile]] = []
-
-        def fine_tile() -> list[FineTile]:
-            if not made:
-                made.append(fine_grid(x, spacing, v))
-            return made[0]
-
-        return NetworkPass(heat, reg, power, vw, levels, fine_tile, (int(sigma0.shape[1]), int(sigma0.shape[2])),
-                           spacing, fine_cache=[{} for _ in range(sigma0.shape[0])], working_m=ws, coarse=coarse)
+        return heat, reg, levels
 
     def finish(self, npass: NetworkPass) -> list[list[Detection]]:
         """Detections from a :meth:`network_pass` at the detector's current threshold and options
-        (the coarse weights' own threshold for a pass they made)."""
+        (the coarse weights' own threshold for a pass they made), then the group expert's gate
+        where it runs (:mod:`detectors.sar.group_expert`)."""
         if npass.coarse and self.coarse_threshold is not None:
             kept, self.score_threshold = self.score_threshold, self.coarse_threshold
             try:
                 return self._finish(npass)
             finally:
                 self.score_threshold = kept
-        return self._finish(npass)
+        out = self._finish(npass)
+        self.last_group_windows = 0
+        if not npass.coarse and self.uses_group(npass.spacing):
+            out = [self._group_gate(npass, i, dets) if dets else dets for i, dets in enumerate(out)]
+        return out
+
+    def _group_gate(self, npass: NetworkPass, i: int, dets: list[Detection]) -> list[Detection]:
+        """Tile ``i``'s detections after the group expert's gate (:func:`~detectors.sar.group_expert.gate`):
+        the expert's network and post-processing in windows around ``dets``, at its own threshold
+        and test-time augmentation, its fine pass on its own network (the int8 screen is the main
+        network's, so it is off here)."""
+        hw, ww = int(npass.power.shape[-2]), int(npass.power.shape[-1])
+        fr, fc = npass.shape[0] / hw, npass.shape[1] / ww
+
+        def at(ds: list[Detection]) -> list[tuple[float, float]]:  # input px -> working px
+            return [((d.row + 0.5) / fr - 0.5, (d.col + 0.5) / fc - 0.5) for d in ds]
+
+        main_at = at(dets)
+        windows = group_windows(main_at, (hw, ww))
+        power, vw = npass.power[i:i + 1], npass.valid[i:i + 1]
+        saved = (self.score_threshold, self.tta, self.fine_screen)
+        self._group_now = True
+        try:
+            if self.group_threshold is not None:
+                self.score_threshold = self.group_threshold
+            self.tta, self.fine_screen = self.group_tta, None
+            feats = pad_to_multiple(normalise(power, vw))  # what _prepare_clean gave the main network
+            heat, reg, levels = self._heads_and_levels(feats, power, vw, npass.spacing, [windows])
+            gpass = NetworkPass(heat, reg, power, vw, levels, lambda: [npass.fine_tile()[i]], npass.shape,
+                                npass.spacing, fine_cache=[{}], working_m=npass.working_m)
+            expert = self._finish(gpass)[0]
+        finally:
+            self._group_now = False
+            self.score_threshold, self.tta, self.fine_screen = saved
+        out, taken = group_gate(dets, main_at, expert, at(expert), windows)
+        self.last_group_windows += taken
+        if taken:
+            log.debug("%s: the group expert took %d window(s): %d detection(s) -> %d", self.name, taken,
+                      len(dets), len(out))
+        return out
 
     def _finish(self, npass: NetworkPass) -> list[list[Detection]]:
         fine_on = self.fine_enabled(npass.spacing)
@@ -660,8 +748,8 @@ class _SarLearnedBase:
                                  valid=None if valid is None else valid[None])[0]
 
 
-def _coarse_path(coarse_weights: str | Path | None, weights: str | Path | None, shipped: Path) -> Path | None:
-    """The coarse weights to load: the one named, the shipped one beside the shipped main weights,
+def _second_weights_path(coarse_weights: str | Path | None, weights: str | Path | None, shipped: Path) -> Path | None:
+    """The coarse or group weights to load: the one named, the shipped one beside the shipped main weights,
     or none ("none", or a user's own main weights without a coarse file named)."""
     if coarse_weights is not None:
         return None if str(coarse_weights).lower() == "none" else Path(coarse_weights)
@@ -741,7 +829,7 @@ class LearnedSarDetector(_SarLearnedBase):
                  reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID,
                  fine_threshold: float | None = FINE_THRESHOLD, coarse_weights: str | Path | None = None,
                  cascade: bool = False, prescreen: float = PRESCREEN_CH0, runtime: str = "auto",
-                 fine_int8: bool = True, **kw: Any) -> None:
+                 fine_int8: bool = True, group_weights: str | Path | None = None, **kw: Any) -> None:
         """``weights``: a ``.pt`` checkpoint (default: the shipped one), verified by sha256;
         ``coarse_weights``: a second checkpoint for inputs coarser than 1 m (default: the shipped
         ``sar_centernet_coarse.pt`` when there is one and ``weights`` is the default; ``"none"``: one
@@ -760,7 +848,10 @@ class LearnedSarDetector(_SarLearnedBase):
         checked to name the same model and version);
         ``fine_int8``: screen the fine pass's windows with the shipped int8 network first
         (:data:`~detectors.sar.fine_pass.FINE_INT8_MARGIN`; only with the shipped weights in
-        float32 onnxruntime, the CPU default; the same confirmations at about half the pass's cost)."""
+        float32 onnxruntime, the CPU default; the same confirmations at about half the pass's cost);
+        ``group_weights``: the dense-group expert, a ``.pt`` asked around the main detections on the
+        1 m working grid (:mod:`detectors.sar.group_expert`; default: the shipped
+        ``sar_centernet_group.pt`` when there is one and ``weights`` is the default; ``"none"``: off)."""
         if kw:
             raise DetectorInputError(f"sar-learned: unknown option(s) {', '.join(sorted(kw))}; known: {', '.join(detector_options(self.name))}")
         if runtime not in RUNTIMES:
@@ -782,22 +873,36 @@ class LearnedSarDetector(_SarLearnedBase):
         self.integrity = WeightGuard(self.net, name=self.name,
                                      reload=lambda: SarCenterNetExport(load_checkpoint(weights, sha256)[0]))
         self.coarse_net: SarCenterNetExport | None = None
-        cpath = _coarse_path(coarse_weights, weights, network.COARSE_PT_FILE)
+        self.group_net: SarCenterNetExport | None = None
+        self.group_sessions: SessionGuard | None = None
+        cpath = _second_weights_path(coarse_weights, weights, network.COARSE_PT_FILE)
         if cpath is not None:
-            cnet, cmeta = load_checkpoint(cpath)
-            self.coarse_net = SarCenterNetExport(cnet).to(self.device).eval()
-            self.coarse_integrity = WeightGuard(self.coarse_net, name=self.name + "-coarse",
-                                                reload=lambda: SarCenterNetExport(load_checkpoint(cpath)[0]))
+            self.coarse_net, self.coarse_integrity, cmeta, self.coarse_sessions = self._load_second(cpath, "coarse", runtime)
             self._set_coarse(cmeta, score_threshold)
-            ctwin = _onnx_twin(cpath, self.runtime)
-            if self.sessions is not None and ctwin.is_file():
-                self.coarse_sessions = _same_network(
-                    guarded_session(verify_weights(ctwin), self.device, self.name + "-coarse"), cmeta)
-            elif self.sessions is not None:
-                if runtime != "auto":  # asked for by name: the coarse net must not quietly differ
-                    raise WeightsError(f"{self.name}: runtime {runtime} needs {ctwin} beside the coarse weights {cpath}")
-                log.warning("%s: no %s beside %s; the coarse network runs on torch", self.name, ctwin.name, cpath)
+        gpath = _second_weights_path(group_weights, weights, network.GROUP_PT_FILE)
+        if gpath is not None:
+            self.group_net, self.group_integrity, gmeta, self.group_sessions = self._load_second(gpath, "group", runtime)
+            self._set_group(gmeta, score_threshold)
         log.debug("%s: network on %s via %s", self.name, self.device, self.runtime)
+
+    def _load_second(self, path: Path, role: str, runtime: str
+                     ) -> tuple[SarCenterNetExport, WeightGuard, dict[str, Any], SessionGuard | None]:
+        """A second checkpoint (``role``: coarse or group): its torch network with its own weight
+        guard, its metadata, and its onnxruntime session when the main network runs there. Without
+        its ``.onnx`` twin an explicitly named runtime raises (the second network must not quietly
+        differ); ``auto`` runs it on torch, with a warning."""
+        net, meta = load_checkpoint(path)
+        tnet = SarCenterNetExport(net).to(self.device).eval()
+        guard = WeightGuard(tnet, name=f"{self.name}-{role}", reload=lambda: SarCenterNetExport(load_checkpoint(path)[0]))
+        session = None
+        twin = _onnx_twin(path, self.runtime)
+        if self.sessions is not None and twin.is_file():
+            session = _same_network(guarded_session(verify_weights(twin), self.device, f"{self.name}-{role}"), meta)
+        elif self.sessions is not None:
+            if runtime != "auto":
+                raise WeightsError(f"{self.name}: runtime {runtime} needs {twin} beside the {role} weights {path}")
+            log.warning("%s: no %s beside %s; the %s network runs on torch", self.name, twin.name, path, role)
+        return tnet, guard, meta, session
 
     def _start_runtime(self, runtime: str, weights: str | Path | None, sha256: str | None,
                        meta: Mapping[str, Any]) -> str:
@@ -837,6 +942,12 @@ class LearnedSarDetector(_SarLearnedBase):
 
     def _heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # radiation hardening hooks: torch weights re-hashed, onnxruntime sessions rebuilt (integrity.py)
+        if self._group_now and self.group_net is not None:
+            if self.group_sessions is not None:
+                self.group_sessions.tick()
+                return _run_session(self.group_sessions.session, feats, self.device)
+            self.group_integrity.tick()
+            return self.group_net(feats)
         if getattr(self, "_coarse_now", False) and self.coarse_net is not None:
             if self.coarse_sessions is not None:
                 self.coarse_sessions.tick()
@@ -860,11 +971,12 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
                  score_threshold: float | None = None, sha256: str | None = None, refine_centres: bool = True,
                  reject_ambiguities: bool = True, pyramid: tuple[int, ...] = PYRAMID,
                  fine_threshold: float | None = FINE_THRESHOLD, coarse_weights: str | Path | None = None,
-                 cascade: bool = False, prescreen: float = PRESCREEN_CH0, **kw: Any) -> None:
+                 cascade: bool = False, prescreen: float = PRESCREEN_CH0,
+                 group_weights: str | Path | None = None, **kw: Any) -> None:
         """``weights``: an ``.onnx`` file (default: the shipped one), verified by sha256; its
         metadata carries the threshold and version. ``refine_centres``, ``reject_ambiguities``,
-        ``pyramid``, ``fine_threshold``, ``coarse_weights`` (an ``.onnx`` here), ``cascade``,
-        ``prescreen``: as for ``sar-learned``."""
+        ``pyramid``, ``fine_threshold``, ``coarse_weights`` and ``group_weights`` (``.onnx`` files
+        here), ``cascade``, ``prescreen``: as for ``sar-learned``."""
         if kw:
             raise DetectorInputError(f"sar-learned-onnx: unknown option(s) {', '.join(sorted(kw))}; known: {', '.join(detector_options(self.name))}")
         # The default read from detectors.sar.network, as load_checkpoint reads PT_FILE there.
@@ -875,10 +987,15 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
         self._set_options(refine_centres, reject_ambiguities, pyramid, fine_threshold, cascade, prescreen)
         self.providers = list(self.session.get_providers())
         self.coarse_sessions: SessionGuard | None = None
-        cpath = _coarse_path(coarse_weights, weights, network.COARSE_ONNX_FILE)
+        cpath = _second_weights_path(coarse_weights, weights, network.COARSE_ONNX_FILE)
         if cpath is not None:
             self.coarse_sessions = guarded_session(verify_weights(cpath), self.device, self.name + "-coarse")
             self._set_coarse(session_metadata(self.coarse_sessions.session), score_threshold)
+        self.group_sessions: SessionGuard | None = None
+        gpath = _second_weights_path(group_weights, weights, network.GROUP_ONNX_FILE)
+        if gpath is not None:
+            self.group_sessions = guarded_session(verify_weights(gpath), self.device, self.name + "-group")
+            self._set_group(session_metadata(self.group_sessions.session), score_threshold)
 
     @property
     def session(self) -> Any:
@@ -886,7 +1003,8 @@ class LearnedSarOnnxDetector(_SarLearnedBase):
         return self.sessions.session
 
     def _heads(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        guard = (self.coarse_sessions if getattr(self, "_coarse_now", False) and self.coarse_sessions is not None
+        guard = (self.group_sessions if self._group_now and self.group_sessions is not None
+                 else self.coarse_sessions if getattr(self, "_coarse_now", False) and self.coarse_sessions is not None
                  else self.sessions)
         guard.tick()  # radiation hardening hook: the session rebuilt from its verified bytes on schedule
         return _run_session(guard.session, feats, self.device)

@@ -95,6 +95,9 @@ INT8_ONNX_FILE = WEIGHTS_DIR / "sar_centernet_int8.onnx"
 #: same network trained for 1-10 m; absent, the weights above serve every spacing.
 COARSE_PT_FILE = WEIGHTS_DIR / "sar_centernet_coarse.pt"
 COARSE_ONNX_FILE = WEIGHTS_DIR / "sar_centernet_coarse.onnx"
+#: The dense-group expert (:mod:`detectors.sar.group_expert`), when shipped.
+GROUP_PT_FILE = WEIGHTS_DIR / "sar_centernet_group.pt"
+GROUP_ONNX_FILE = WEIGHTS_DIR / "sar_centernet_group.onnx"
 SUMS_FILE = WEIGHTS_DIR / "SHA256SUMS"
 ONNX_INPUT = "features"
 ONNX_OUTPUTS = ("heatmap", "regression")

@@ -1,0 +1,91 @@
+"""The dense-group expert: a second network asked only around what the main one found, and
+believed only where it sees a group there.
+
+Why: every way tried of moving the one shipped network towards dense groups (fine-tuning on
+generated groups, weight blends, anchored fine-tuning; ``docs/evaluation.md``) separated group
+members on the generator (group recall 0.38 -> 0.80-0.88 on validation) and cost real SSDD chips,
+which are nearly all isolated ships. A hard-gated mixture of experts keeps the main weights'
+answer on isolated ships and lets the group-trained weights answer where they see a group:
+
+1. **Windows** (:func:`group_windows`): the :data:`~detectors.sar.cascade.BLOCK` px blocks of the
+   working grid that hold a main detection, dilated by :data:`DILATE_BLOCKS` (64 m each side on
+   the 1 m grid, so a group within 100 m of any member the main weights found is inside), merged
+   into disjoint windows.
+2. **The expert** runs in those windows only (:func:`~detectors.sar.cascade.heads_in_windows`) with
+   its own post-processing and threshold (:meth:`~detectors.sar.learned._SarLearnedBase.finish`).
+3. **The gate** (:func:`gate`): in a window where the expert finds at least :data:`GROUP_MIN`
+   objects and more than the main weights, its detections replace theirs; elsewhere the main
+   weights' stand.
+
+Only on the 1 m working grid (inputs of 1 m and finer), where group members are resolvable;
+coarser grids are the main (or coarse) weights alone. The rule that fixed these constants before
+anything was evaluated: ``benchmarks/results/group_expert/CHOICE_RULE.txt``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from detectors.types import Detection
+from detectors.sar.cascade import BLOCK
+from detectors.windows import Window, windows_from_blocks
+
+__all__ = ["DILATE_BLOCKS", "GROUP_MIN", "gate", "group_windows", "in_window"]
+
+#: Blocks of context around each block holding a main detection (2 x 32 px = 64 m at 1 m).
+DILATE_BLOCKS = 2
+#: The expert's detections replace the main weights' in a window only if it finds at least this
+#: many there (the issue's smallest group is 3 lifeboats) and more than the main weights did.
+GROUP_MIN = 3
+
+
+def group_windows(points: Sequence[tuple[float, float]], shape: tuple[int, int], block: int = BLOCK,
+                  dilate: int = DILATE_BLOCKS) -> list[Window]:
+    """Working-grid (row, col) points of the main detections -> disjoint windows (working px,
+    within ``shape``) of the blocks holding them, dilated by ``dilate`` blocks."""
+    h, w = int(shape[0]), int(shape[1])
+    nb_r, nb_c = -(-h // block), -(-w // block)
+    marked = np.zeros((nb_r, nb_c), dtype=bool)
+    for r, c in points:
+        marked[min(max(int(r) // block, 0), nb_r - 1), min(max(int(c) // block, 0), nb_c - 1)] = True
+    if not marked.any():
+        return []
+    for _ in range(int(dilate)):  # one block of 8-connected growth per step
+        grown = marked.copy()
+        grown[1:, :] |= marked[:-1, :]
+        grown[:-1, :] |= marked[1:, :]
+        grown[:, 1:] |= grown[:, :-1].copy()
+        grown[:, :-1] |= grown[:, 1:].copy()
+        marked = grown
+    return windows_from_blocks(marked, block, (h, w))
+
+
+def in_window(point: tuple[float, float], win: Window) -> bool:
+    """Whether a working-grid (row, col) point lies in ``win`` (end-exclusive)."""
+    r0, r1, c0, c1 = win
+    return r0 <= point[0] < r1 and c0 <= point[1] < c1
+
+
+def gate(main: list[Detection], main_at: Sequence[tuple[float, float]], expert: list[Detection],
+         expert_at: Sequence[tuple[float, float]], windows: list[Window],
+         group_min: int = GROUP_MIN) -> tuple[list[Detection], int]:
+    """The tile's detections after the gate, and how many windows the expert took.
+
+    ``main_at`` / ``expert_at``: each detection's working-grid (row, col). Per window, the expert's
+    detections replace the main ones when there are at least ``group_min`` of them and more than
+    the main ones; detections outside every window are the main weights' (the expert ran nowhere
+    else; any of its detections outside a window are dropped)."""
+    replaced: list[int] = []
+    for k, win in enumerate(windows):
+        n_main = sum(in_window(p, win) for p in main_at)
+        n_exp = sum(in_window(p, win) for p in expert_at)
+        if n_exp >= group_min and n_exp > n_main:
+            replaced.append(k)
+    if not replaced:
+        return list(main), 0
+    wins = [windows[k] for k in replaced]
+    kept = [d for d, p in zip(main, main_at) if not any(in_window(p, w) for w in wins)]
+    taken = [d for d, p in zip(expert, expert_at) if any(in_window(p, w) for w in wins)]
+    return kept + taken, len(replaced)
