@@ -846,6 +846,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--group-weights", default=None,
                     help="learned: the dense-group expert's .pt (detectors.sar.group_expert; its .onnx beside it "
                          "for onnxruntime), or 'none'; default: the detector's (the shipped one, when there is one)")
+    ap.add_argument("--group-threshold", type=float, default=None,
+                    help="learned: the group expert's score threshold (default: the one stored with its weights)")
     ap.add_argument("--no-refine", action="store_true", help="learned: keep heatmap-peak centres (no blob refinement)")
     ap.add_argument("--no-ambiguity", action="store_true",
                     help="learned: keep azimuth ghosts (no detectors.sar.ambiguity rejection)")
@@ -914,6 +916,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.runtime is not None:
         opts["runtime"] = args.runtime
     learned = get_detector("sar-learned", device=args.device, **opts)
+    if args.group_threshold is not None:
+        if learned.group_meta is None:
+            ap.error("--group-threshold needs a group expert (--group-weights, or shipped ones)")
+        if not 0.0 < args.group_threshold < 1.0:
+            ap.error(f"--group-threshold must be in (0, 1), got {args.group_threshold}")
+        learned.group_threshold = args.group_threshold
     if args.tta is not None:
         learned.tta = args.tta
     dets_by = {"sar-learned": learned, "sar-cfar": get_detector("sar-cfar", device=args.device)}

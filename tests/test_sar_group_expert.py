@@ -118,6 +118,8 @@ def test_fused_passes_the_expert_on_and_onnx_backend_loads_it(tmp_path) -> None:
     assert fused.learned.group_meta is not None and "+group" in fused.version
     onnx = LearnedSarOnnxDetector(group_weights=ONNX_FILE)
     assert onnx.group_sessions is not None and "+group" in onnx.version
+    int8 = LearnedSarDetector(group_weights=PT_FILE, runtime="onnxruntime-int8")  # the expert stays float32
+    assert int8.group_sessions is not None and int8.group_sessions.path.name == ONNX_FILE.name
 
 
 def test_bad_group_weights_are_refused_by_name(tmp_path) -> None:

@@ -12,20 +12,22 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 X=${X:?path of the expert .pt}
 WORK=${WORK:-/tmp/ge}
+GT=${GT:-}  # the expert's score threshold (--group-threshold); empty: the one stored with it
+NAME=${NAME:-g3}  # the candidate's name in choice.json (ends with a number, as the chooser asks)
 SSDD=${SSDD:-../shared/datasets/ssdd_train}
 R=benchmarks/results/train_sar_1.5.0
 [ -d "$SSDD" ] || { echo "no SSDD folder at $SSDD (set SSDD=...)" >&2; exit 2; }
 [ -f "$X" ] || { echo "no expert weights at $X" >&2; exit 2; }
 mkdir -p "$WORK"
 $PY benchmarks/eval_learned.py --ssdd-split val --seeds 930-969 --size 1024 --gen-spacings 0.5,1,3,10 \
-    --ssdd-spacings '' --ssdd "$SSDD" --threads 1 --group-weights "$X" --out "$WORK/val_gen.json" \
+    --ssdd-spacings '' --ssdd "$SSDD" --threads 1 --group-weights "$X" ${GT:+--group-threshold $GT} --out "$WORK/val_gen.json" \
     > "$WORK/val_gen.log" 2>&1 &
 g=$!
 $PY benchmarks/eval_learned.py --ssdd-split val --seeds '' --gen-spacings '' --ssdd-spacings 1,2,3,5,10 \
-    --ssdd "$SSDD" --threads 1 --group-weights "$X" --out "$WORK/val_ssdd.json" > "$WORK/val_ssdd.log" 2>&1 &
+    --ssdd "$SSDD" --threads 1 --group-weights "$X" ${GT:+--group-threshold $GT} --out "$WORK/val_ssdd.json" > "$WORK/val_ssdd.log" 2>&1 &
 s=$!
 wait $g || { echo "generated half failed: $WORK/val_gen.log" >&2; exit 1; }
 wait $s || { echo "SSDD half failed: $WORK/val_ssdd.log" >&2; exit 1; }
 $PY benchmarks/experiments/choose_sar_weights.py --rule benchmarks/results/group_expert/CHOICE_RULE.txt \
     --base "$R/validation_B_1.4.0_generated.json,$R/validation_B_1.4.0.json" \
-    --candidate "g3=$WORK/val_gen.json,$WORK/val_ssdd.json" --out "$WORK/choice.json"
+    --candidate "$NAME=$WORK/val_gen.json,$WORK/val_ssdd.json" --out "$WORK/choice.json"

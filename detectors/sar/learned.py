@@ -895,7 +895,8 @@ class LearnedSarDetector(_SarLearnedBase):
         tnet = SarCenterNetExport(net).to(self.device).eval()
         guard = WeightGuard(tnet, name=f"{self.name}-{role}", reload=lambda: SarCenterNetExport(load_checkpoint(path)[0]))
         session = None
-        twin = _onnx_twin(path, self.runtime)
+        # The group expert's float32 twin even under the int8 runtime: only float32 was validated for it.
+        twin = _onnx_twin(path, "onnxruntime" if role == "group" else self.runtime)
         if self.sessions is not None and twin.is_file():
             session = _same_network(guarded_session(verify_weights(twin), self.device, f"{self.name}-{role}"), meta)
         elif self.sessions is not None:
