@@ -848,6 +848,9 @@ def main(argv: list[str] | None = None) -> int:
                          "for onnxruntime), or 'none'; default: the detector's (the shipped one, when there is one)")
     ap.add_argument("--group-threshold", type=float, default=None,
                     help="learned: the group expert's score threshold (default: the one stored with its weights)")
+    ap.add_argument("--group-union-m", type=float, default=None,
+                    help="learned: the group gate's union form (main detections stay; expert ones farther than this "
+                         "many metres from them are added); default: the expert replaces them in its windows")
     ap.add_argument("--no-refine", action="store_true", help="learned: keep heatmap-peak centres (no blob refinement)")
     ap.add_argument("--no-ambiguity", action="store_true",
                     help="learned: keep azimuth ghosts (no detectors.sar.ambiguity rejection)")
@@ -922,6 +925,10 @@ def main(argv: list[str] | None = None) -> int:
         if not 0.0 < args.group_threshold < 1.0:
             ap.error(f"--group-threshold must be in (0, 1), got {args.group_threshold}")
         learned.group_threshold = args.group_threshold
+    if args.group_union_m is not None:
+        if learned.group_meta is None:
+            ap.error("--group-union-m needs a group expert (--group-weights, or shipped ones)")
+        learned.group_union_m = args.group_union_m
     if args.tta is not None:
         learned.tta = args.tta
     dets_by = {"sar-learned": learned, "sar-cfar": get_detector("sar-cfar", device=args.device)}
@@ -948,7 +955,8 @@ def main(argv: list[str] | None = None) -> int:
                            "learned_group_weights": (None if learned.group_meta is None else
                                                      {"path": str(group_pt), "sha256": network.sha256_file(group_pt),
                                                       "version": learned.group_meta.get("version"),
-                                                      "score_threshold": learned.group_threshold}),
+                                                      "score_threshold": learned.group_threshold,
+                                                      "union_m": learned.group_union_m}),
                            "learned_training_command": learned.metadata.get("training_command"),
                            "learned_refine_centres": learned.refine_centres,
                            "learned_reject_ambiguities": learned.reject_ambiguities,

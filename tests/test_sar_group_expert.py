@@ -52,6 +52,10 @@ def test_gate_takes_the_expert_only_where_it_sees_a_group() -> None:
     main3 = [_det(40, 40), _det(50, 55), _det(61, 45)]
     out, taken = gate(main3, [(d.row, d.col) for d in main3], exp[:3], at_exp[:3], wins)
     assert taken == 0 and out == main3
+    # the union form: the main detections all stay; expert ones farther than 6 px from them are added
+    out, taken = gate(main, at_main, exp, at_exp, wins, union_px=6.0)
+    assert taken == 1
+    assert sorted((d.row, d.col) for d in out) == [(40, 40), (50, 50), (60, 45), (250, 250)]
     # no window at all: the main detections, untouched
     assert gate(main, at_main, exp, at_exp, []) == (main, 0)
 

@@ -13,6 +13,7 @@ PY=${PY:-.venv/bin/python}
 X=${X:?path of the expert .pt}
 WORK=${WORK:-/tmp/ge}
 GT=${GT:-}  # the expert's score threshold (--group-threshold); empty: the one stored with it
+UNION=${UNION:-}  # the gate's union form, metres (--group-union-m); empty: the expert replaces
 NAME=${NAME:-g3}  # the candidate's name in choice.json (ends with a number, as the chooser asks)
 SSDD=${SSDD:-../shared/datasets/ssdd_train}
 R=benchmarks/results/train_sar_1.5.0
@@ -20,11 +21,11 @@ R=benchmarks/results/train_sar_1.5.0
 [ -f "$X" ] || { echo "no expert weights at $X" >&2; exit 2; }
 mkdir -p "$WORK"
 $PY benchmarks/eval_learned.py --ssdd-split val --seeds 930-969 --size 1024 --gen-spacings 0.5,1,3,10 \
-    --ssdd-spacings '' --ssdd "$SSDD" --threads 1 --group-weights "$X" ${GT:+--group-threshold $GT} --out "$WORK/val_gen.json" \
+    --ssdd-spacings '' --ssdd "$SSDD" --threads 1 --group-weights "$X" ${GT:+--group-threshold $GT} ${UNION:+--group-union-m $UNION} --out "$WORK/val_gen.json" \
     > "$WORK/val_gen.log" 2>&1 &
 g=$!
 $PY benchmarks/eval_learned.py --ssdd-split val --seeds '' --gen-spacings '' --ssdd-spacings 1,2,3,5,10 \
-    --ssdd "$SSDD" --threads 1 --group-weights "$X" ${GT:+--group-threshold $GT} --out "$WORK/val_ssdd.json" > "$WORK/val_ssdd.log" 2>&1 &
+    --ssdd "$SSDD" --threads 1 --group-weights "$X" ${GT:+--group-threshold $GT} ${UNION:+--group-union-m $UNION} --out "$WORK/val_ssdd.json" > "$WORK/val_ssdd.log" 2>&1 &
 s=$!
 wait $g || { echo "generated half failed: $WORK/val_gen.log" >&2; exit 1; }
 wait $s || { echo "SSDD half failed: $WORK/val_ssdd.log" >&2; exit 1; }

@@ -24,6 +24,7 @@ anything was evaluated: ``benchmarks/results/group_expert/CHOICE_RULE.txt``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -70,13 +71,15 @@ def in_window(point: tuple[float, float], win: Window) -> bool:
 
 def gate(main: list[Detection], main_at: Sequence[tuple[float, float]], expert: list[Detection],
          expert_at: Sequence[tuple[float, float]], windows: list[Window],
-         group_min: int = GROUP_MIN) -> tuple[list[Detection], int]:
+         group_min: int = GROUP_MIN, union_px: float | None = None) -> tuple[list[Detection], int]:
     """The tile's detections after the gate, and how many windows the expert took.
 
-    ``main_at`` / ``expert_at``: each detection's working-grid (row, col). Per window, the expert's
-    detections replace the main ones when there are at least ``group_min`` of them and more than
-    the main ones; detections outside every window are the main weights' (the expert ran nowhere
-    else; any of its detections outside a window are dropped)."""
+    ``main_at`` / ``expert_at``: each detection's working-grid (row, col). Per window, the expert
+    takes it when it finds at least ``group_min`` objects there and more than the main weights.
+    There its detections replace the main ones, or, with ``union_px`` (working px), the main ones
+    stay and each expert detection farther than ``union_px`` from every main one is added (the
+    expert misses some objects the main weights find). Detections outside every window are the
+    main weights' (the expert ran nowhere else; any of its detections outside a window are dropped)."""
     replaced: list[int] = []
     for k, win in enumerate(windows):
         n_main = sum(in_window(p, win) for p in main_at)
@@ -86,6 +89,9 @@ def gate(main: list[Detection], main_at: Sequence[tuple[float, float]], expert: 
     if not replaced:
         return list(main), 0
     wins = [windows[k] for k in replaced]
+    taken = [(d, p) for d, p in zip(expert, expert_at) if any(in_window(p, w) for w in wins)]
+    if union_px is not None:
+        far = [d for d, p in taken if all(math.hypot(p[0] - q[0], p[1] - q[1]) > union_px for q in main_at)]
+        return list(main) + far, len(replaced)
     kept = [d for d, p in zip(main, main_at) if not any(in_window(p, w) for w in wins)]
-    taken = [d for d, p in zip(expert, expert_at) if any(in_window(p, w) for w in wins)]
-    return kept + taken, len(replaced)
+    return kept + [d for d, _p in taken], len(replaced)

@@ -270,6 +270,9 @@ class _SarLearnedBase:
     group_threshold: float | None = None
     #: Its test-time augmentation passes, as validated with it.
     group_tta: int = 1
+    #: The gate's union form (:func:`~detectors.sar.group_expert.gate`): metres within which an expert
+    #: detection is a main one's object; None: the expert replaces the main detections in its windows.
+    group_union_m: float | None = None
     #: Windows the group expert took in the last :meth:`finish` (all tiles together).
     last_group_windows: int = 0
     _group_now: bool = False  #: read by _heads while the expert runs: which weights
@@ -707,7 +710,8 @@ class _SarLearnedBase:
         finally:
             self._group_now = False
             self.score_threshold, self.tta, self.fine_screen = saved
-        out, taken = group_gate(dets, main_at, expert, at(expert), windows)
+        union = None if self.group_union_m is None else self.group_union_m / npass.working_m
+        out, taken = group_gate(dets, main_at, expert, at(expert), windows, union_px=union)
         self.last_group_windows += taken
         if taken:
             log.debug("%s: the group expert took %d window(s): %d detection(s) -> %d", self.name, taken,
