@@ -848,9 +848,10 @@ def main(argv: list[str] | None = None) -> int:
                          "for onnxruntime), or 'none'; default: the detector's (the shipped one, when there is one)")
     ap.add_argument("--group-threshold", type=float, default=None,
                     help="learned: the group expert's score threshold (default: the one stored with its weights)")
-    ap.add_argument("--group-union-m", type=float, default=None,
-                    help="learned: the group gate's union form (main detections stay; expert ones farther than this "
-                         "many metres from them are added); default: the expert replaces them in its windows")
+    ap.add_argument("--group-union-m", default=None,
+                    help="learned: the group gate's union radius, metres (main detections stay; expert ones farther "
+                         "than this from them are added), or 'none' (the expert replaces them in the windows it "
+                         "takes); default: detectors.sar.group_expert.UNION_M")
     ap.add_argument("--no-refine", action="store_true", help="learned: keep heatmap-peak centres (no blob refinement)")
     ap.add_argument("--no-ambiguity", action="store_true",
                     help="learned: keep azimuth ghosts (no detectors.sar.ambiguity rejection)")
@@ -928,7 +929,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.group_union_m is not None:
         if learned.group_meta is None:
             ap.error("--group-union-m needs a group expert (--group-weights, or shipped ones)")
-        learned.group_union_m = args.group_union_m
+        learned.group_union_m = None if args.group_union_m == "none" else float(args.group_union_m)
     if args.tta is not None:
         learned.tta = args.tta
     dets_by = {"sar-learned": learned, "sar-cfar": get_detector("sar-cfar", device=args.device)}

@@ -13,7 +13,7 @@ PY=${PY:-.venv/bin/python}
 X=${X:?path of the expert .pt}
 WORK=${WORK:-/tmp/ge}
 GT=${GT:-}  # the expert's score threshold (--group-threshold); empty: the one stored with it
-UNION=${UNION:-}  # the gate's union form, metres (--group-union-m); empty: the expert replaces
+UNION=${UNION:-}  # the gate's union radius, metres (--group-union-m); empty: the detector's default (5 m since round 3); none: the expert replaces (rounds 1 and 2 ran so: rerun them with UNION=none)
 NAME=${NAME:-g3}  # the candidate's name in choice.json (ends with a number, as the chooser asks)
 SSDD=${SSDD:-../shared/datasets/ssdd_train}
 R=benchmarks/results/train_sar_1.5.0

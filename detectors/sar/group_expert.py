@@ -14,8 +14,8 @@ answer on isolated ships and lets the group-trained weights answer where they se
 2. **The expert** runs in those windows only (:func:`~detectors.sar.cascade.heads_in_windows`) with
    its own post-processing and threshold (:meth:`~detectors.sar.learned._SarLearnedBase.finish`).
 3. **The gate** (:func:`gate`): in a window where the expert finds at least :data:`GROUP_MIN`
-   objects and more than the main weights, its detections replace theirs; elsewhere the main
-   weights' stand.
+   objects and more than the main weights, its detections farther than :data:`UNION_M` from every
+   main one are added to them; elsewhere the main weights' stand alone.
 
 Only on the 1 m working grid (inputs of 1 m and finer), where group members are resolvable;
 coarser grids are the main (or coarse) weights alone. The rule that fixed these constants before
@@ -33,11 +33,16 @@ from detectors.types import Detection
 from detectors.sar.cascade import BLOCK
 from detectors.windows import Window, windows_from_blocks
 
-__all__ = ["DILATE_BLOCKS", "GROUP_MIN", "gate", "group_windows", "in_window"]
+__all__ = ["DILATE_BLOCKS", "GROUP_MIN", "UNION_M", "gate", "group_windows", "in_window"]
 
 #: Blocks of context around each block holding a main detection (2 x 32 px = 64 m at 1 m).
 DILATE_BLOCKS = 2
-#: The expert's detections replace the main weights' in a window only if it finds at least this
+#: The gate's union form (chosen in round 3 of the rule): in a window the expert takes, the main
+#: detections all stay and an expert detection is added when it lies farther than this many metres
+#: (a lifeboat's length) from every main one. Replacing the main detections instead (rounds 1-2)
+#: lost ordinary lifeboats the expert scores lower than the main weights do.
+UNION_M = 5.0
+#: The expert's detections take a window only if it finds at least this
 #: many there (the issue's smallest group is 3 lifeboats) and more than the main weights did.
 GROUP_MIN = 3
 

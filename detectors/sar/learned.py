@@ -71,6 +71,7 @@ from detectors.sar.blob_batch import peak_geometries
 from detectors.sar.cascade import PRESCREEN_CH0, heads_in_windows, plan_windows, window_fraction
 from detectors.sar.decode import GHOST_EVIDENCE_FLOOR, Peak, TakenBlobs, decode_tile, peak_geometry, values_at
 from detectors.sar.group_expert import gate as group_gate
+from detectors.sar.group_expert import UNION_M as GROUP_UNION_M
 from detectors.sar.group_expert import group_windows
 from detectors.sar.fine_pass import (FINE_CANDIDATE_FLOOR, FINE_INT8_MARGIN, FINE_MAX_INPUT_SPACING_M, FINE_THRESHOLD,
                                      FineScores, FineTile, confirm_small_candidates, fine_grid, fine_window_scores,
@@ -272,7 +273,7 @@ class _SarLearnedBase:
     group_tta: int = 1
     #: The gate's union form (:func:`~detectors.sar.group_expert.gate`): metres within which an expert
     #: detection is a main one's object; None: the expert replaces the main detections in its windows.
-    group_union_m: float | None = None
+    group_union_m: float | None = GROUP_UNION_M
     #: Windows the group expert took in the last :meth:`finish` (all tiles together).
     last_group_windows: int = 0
     _group_now: bool = False  #: read by _heads while the expert runs: which weights
