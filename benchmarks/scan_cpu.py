@@ -68,7 +68,7 @@ RUNS: dict[str, list[str] | None] = {
     "cascade": ["--option", "sar-fused.cascade=true"],
     "torch": ["--option", "sar-fused.learned.runtime=torch"],
     "int8": ["--option", "sar-fused.learned.runtime=onnxruntime-int8"],
-    "no-group": ["--option", "sar-fused.learned.group_weights=none"],  # without the dense-group expert
+    "no-group": ["--option", "sar-fused.learned.group_weights=false"],  # without the dense-group expert
 }
 
 

@@ -93,13 +93,14 @@ def test_options_reach_the_detector_and_key_the_cache() -> None:
 
 def test_the_group_expert_is_an_option_from_the_command_line() -> None:
     """``-O sar-fused.learned.group_weights=PATH`` loads a dense-group expert (detectors/sar/group_expert.py);
-    ``=none`` turns it off; the version (what caches key on) names it."""
+    ``=false`` turns it off (``none`` reads as "the default", the shipped expert); the version
+    (what caches key on) names it."""
     from detectors.sar.network import PT_FILE
 
     got = parse_detector_options([f"sar-fused.learned.group_weights={PT_FILE}"])
     fused = load_detector("sar-fused", "cpu", got["sar-fused"])
     assert fused.learned.group_meta is not None and "+group" in fused.version
-    off = load_detector("sar-fused", "cpu", parse_detector_options(["sar-fused.learned.group_weights=none"])["sar-fused"])
+    off = load_detector("sar-fused", "cpu", parse_detector_options(["sar-fused.learned.group_weights=false"])["sar-fused"])
     assert off.learned.group_meta is None and "+group" not in off.version
 
 

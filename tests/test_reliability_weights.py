@@ -71,7 +71,8 @@ def clean_sar(sar_tile: tuple) -> list[tuple]:
 
 def test_shipped_weights_match_their_checksums() -> None:
     checks = scrub(WEIGHTS, repair=False)
-    assert {c.path.name for c in checks} == {"sar_centernet.pt", "sar_centernet.onnx", "sar_centernet_int8.onnx",
+    assert {c.path.name for c in checks} == {"sar_centernet.pt", "sar_centernet.onnx", "sar_centernet_int8.onnx", "sar_centernet_group.pt",
+                                              "sar_centernet_group.onnx",
                                             "fire_unet.pt", "fire_unet.onnx"}
     assert not any(c.upset for c in checks)
     for c in checks:

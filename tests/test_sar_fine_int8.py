@@ -32,7 +32,7 @@ def _scene(seed: int, spacing: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def test_the_screen_scores_fewer_float32_windows_and_finds_the_same() -> None:
-    screened, plain = LearnedSarDetector(), LearnedSarDetector(fine_int8=False)
+    screened, plain = LearnedSarDetector(group_weights="none"), LearnedSarDetector(group_weights="none", fine_int8=False)
     assert isinstance(screened.fine_screen, SessionGuard) and plain.fine_screen is None
     for seed, sp in ((7102, 0.5), (905, 0.35), (911, 0.5)):
         x, v = _scene(seed, sp)
@@ -46,7 +46,7 @@ def test_the_screen_scores_fewer_float32_windows_and_finds_the_same() -> None:
 def test_scores_again_for_a_subset_equal_those_of_the_whole_batch() -> None:
     """What the screen relies on: a window's float32 score does not depend on which other
     windows share its batch, so re-scoring only the screened-in centres gives their exact scores."""
-    det = LearnedSarDetector(fine_int8=False)
+    det = LearnedSarDetector(group_weights="none", fine_int8=False)
     x, v = _scene(7102)
     tile = fine_grid(x[None], (0.5, 0.5), v[None])[0]
     centres = [(40.0 + 37.0 * k, 30.0 + 29.0 * k) for k in range(9)]
@@ -69,30 +69,30 @@ def test_a_broken_int8_file_turns_the_screen_off_and_changes_nothing(tmp_path: P
     bad.write_bytes(bytes(data))
     monkeypatch.setattr(N, "INT8_ONNX_FILE", bad)
     with caplog.at_level(logging.WARNING):
-        det = LearnedSarDetector()
+        det = LearnedSarDetector(group_weights="none")
     assert det.fine_screen is None and det.runtime == "onnxruntime"
     assert any("without its int8 screen" in r.getMessage() and "sha256" in r.getMessage() for r in caplog.records)
     x, v = _scene(911)
-    assert det.detect(x, spacing_m=(0.5, 0.5), valid=v) == LearnedSarDetector(fine_int8=False).detect(
+    assert det.detect(x, spacing_m=(0.5, 0.5), valid=v) == LearnedSarDetector(group_weights="none", fine_int8=False).detect(
         x, spacing_m=(0.5, 0.5), valid=v)
     assert det.fine_windows.get("int8", 0) == 0
 
 
 def test_where_the_screen_does_not_run() -> None:
-    assert LearnedSarDetector(runtime="torch").fine_screen is None  # float32 in torch: nothing to pair it with
-    assert LearnedSarDetector(runtime="onnxruntime-int8").fine_screen is None  # all int8 already
-    assert LearnedSarDetector(fine_threshold=None).fine_screen is None  # no fine pass
-    low = LearnedSarDetector(fine_threshold=FINE_INT8_MARGIN)  # no room below the threshold: all float32
+    assert LearnedSarDetector(group_weights="none", runtime="torch").fine_screen is None  # float32 in torch: nothing to pair it with
+    assert LearnedSarDetector(group_weights="none", runtime="onnxruntime-int8").fine_screen is None  # all int8 already
+    assert LearnedSarDetector(group_weights="none", fine_threshold=None).fine_screen is None  # no fine pass
+    low = LearnedSarDetector(group_weights="none", fine_threshold=FINE_INT8_MARGIN)  # no room below the threshold: all float32
     x, v = _scene(911)
     low.detect(x, spacing_m=(0.5, 0.5), valid=v)
     assert low.fine_windows.get("int8", 0) == 0 and low.fine_windows["float32"] > 0
     with pytest.raises(DetectorInputError, match="fine_int8"):
-        LearnedSarDetector(fine_int8="yes")  # type: ignore[arg-type]
+        LearnedSarDetector(group_weights="none", fine_int8="yes")  # type: ignore[arg-type]
 
 
 def test_the_screen_session_is_rebuilt_on_schedule() -> None:
     """The int8 session is guarded like the float32 one (bit flips in onnxruntime's copy)."""
-    det = LearnedSarDetector()
+    det = LearnedSarDetector(group_weights="none")
     guard = det.fine_screen
     assert guard is not None
     first = guard.session
@@ -107,7 +107,7 @@ def test_the_screen_session_is_rebuilt_on_schedule() -> None:
 def test_a_pass_finished_again_at_a_lower_fine_threshold_does_not_reuse_screened_scores() -> None:
     """finish() may run again on one network pass (threshold sweeps); scores the screen left at
     their int8 value (below its floor) must not decide at a fine threshold that is lower."""
-    screened, plain = LearnedSarDetector(), LearnedSarDetector(fine_int8=False)
+    screened, plain = LearnedSarDetector(group_weights="none"), LearnedSarDetector(group_weights="none", fine_int8=False)
     x, v = _scene(7102)
     npass = screened.network_pass(x[None], spacing_m=(0.5, 0.5), valid=v[None])
     screened.finish(npass)

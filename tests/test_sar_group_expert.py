@@ -140,3 +140,32 @@ def test_bad_group_weights_are_refused_by_name(tmp_path) -> None:
         LearnedSarDetector(group_weights=bare, runtime="onnxruntime")
     auto = LearnedSarDetector(group_weights=bare)  # auto: the expert runs on torch, with a warning
     assert auto.group_net is not None and auto.group_sessions is None
+
+
+def test_the_shipped_expert_is_on_by_default_and_its_onnx_twin_agrees() -> None:
+    """The shipped ``sar_centernet_group.pt`` loads with the shipped weights (the version names it)
+    at the threshold its round chose; its ``.onnx`` twin has named dynamic axes, the same metadata
+    and heads within 5e-6 of torch's on two shapes."""
+    import numpy as np
+    import onnx
+
+    from detectors.onnx_runtime import onnx_metadata
+    from detectors.sar.network import GROUP_ONNX_FILE, GROUP_PT_FILE, ONNX_INPUT, load_checkpoint
+
+    det = LearnedSarDetector()
+    assert det.group_meta is not None and "+group" in det.version and det.group_threshold == pytest.approx(0.55)
+    assert "+group" in get_detector("sar-fused").version
+    net, meta = load_checkpoint(GROUP_PT_FILE)
+    md = onnx_metadata(GROUP_ONNX_FILE)
+    for key in ("name", "version", "date", "score_threshold", "role"):
+        assert str(md[key]) == str(meta[key]), key
+    dims = [d.dim_param for d in onnx.load(str(GROUP_ONNX_FILE)).graph.input[0].type.tensor_type.shape.dim]
+    assert dims[0] == "batch" and dims[2] == "height" and dims[3] == "width"
+    onnx_det = LearnedSarOnnxDetector()
+    assert onnx_det.group_sessions is not None
+    for b, h, w in ((1, 64, 96), (2, 128, 80)):
+        x = np.random.default_rng(b).normal(0, 0.3, (b, 2, h, w)).astype(np.float32)
+        heat, reg = onnx_det.group_sessions.session.run(None, {ONNX_INPUT: x})
+        with torch.no_grad():
+            th, tr = det.group_net(torch.from_numpy(x))
+        assert np.abs(heat - th.numpy()).max() < 5e-6 and np.abs(reg - tr.numpy()).max() < 5e-6

@@ -239,12 +239,12 @@ def test_threshold_sweep_counts_what_the_detector_reports_at_each_threshold() ->
     ships = [t for t in sc.truth if t["kind"] in ("vessel", "lifeboat")]
     trc = [(t["row"], t["col"]) for t in ships]
     gates = [max(10.0, 0.5 * t["length_m"]) / 0.5 for t in ships]
-    det = LearnedSarDetector(device="cpu")
+    det = LearnedSarDetector(device="cpu", group_weights="none")
     thresholds = (0.2, 0.375, 0.6)
     got = train_sar.sweep_counts(det, sc.sigma0_from_dn(), 0.5, sc.dn > 0, trc, gates, thresholds)
-    assert det.score_threshold == LearnedSarDetector(device="cpu").score_threshold  # restored
+    assert det.score_threshold == LearnedSarDetector(device="cpu", group_weights="none").score_threshold  # restored
     for thr in thresholds:
-        ref = LearnedSarDetector(device="cpu", score_threshold=thr).detect(
+        ref = LearnedSarDetector(device="cpu", group_weights="none", score_threshold=thr).detect(
             torch.from_numpy(sc.sigma0_from_dn()), spacing_m=(0.5, 0.5), valid=torch.from_numpy(sc.dn > 0))
         want = (len(match([(d.row, d.col) for d in ref], trc, gates)), len(ref), len(trc))
         assert got[thr] == want

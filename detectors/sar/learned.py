@@ -756,8 +756,10 @@ class _SarLearnedBase:
 def _second_weights_path(coarse_weights: str | Path | None, weights: str | Path | None, shipped: Path) -> Path | None:
     """The coarse or group weights to load: the one named, the shipped one beside the shipped main weights,
     or none ("none", or a user's own main weights without a coarse file named)."""
+    if coarse_weights is False:  # the command line's "=false" (its "=none" reads as None: the default)
+        return None
     if coarse_weights is not None:
-        return None if str(coarse_weights).lower() == "none" else Path(coarse_weights)
+        return None if str(coarse_weights).lower() in ("none", "false") else Path(coarse_weights)
     return shipped if weights is None and shipped.is_file() else None
 
 
