@@ -71,11 +71,16 @@ def test_train_then_revalidate(tmp_path: Path) -> None:
     assert summary["iterations"] == 3 and summary["sha256"]["sar_centernet.pt"]
 
     # Re-validation only: no training, the first command is kept as history.
+    # Without --results, a run into another folder keeps its summary there: the shipped weights'
+    # record (benchmarks/results/train_sar.json) is not overwritten by a candidate's.
     out2 = tmp_path / "w2"
+    record = train_sar.RESULTS / "train_sar.json"
+    before = record.read_bytes() if record.is_file() else None
     rc = train_sar.main(["--init", str(pt), "--iters", "0", "--val-scenes", "1", "--threads", "1", "--tta", "1",
-                         "--version", "0.0.2", "--ssdd", str(ssdd), "--out", str(out2),
-                         "--results", str(tmp_path / "t2.json")])
+                         "--version", "0.0.2", "--ssdd", str(ssdd), "--out", str(out2)])
     assert rc == 0
+    assert json.loads((out2 / "train_sar.json").read_text())["iterations"] == 0
+    assert (record.read_bytes() if record.is_file() else None) == before
     d2 = LearnedSarDetector(device="cpu", weights=out2 / "sar_centernet.pt")
     assert d2.tta == 1 and d2.metadata["version"] == "0.0.2" and d2.metadata["iterations"] == 0
     assert d2.metadata["fine_tuned_from"]["training_command"] == meta["training_command"]

@@ -496,8 +496,14 @@ def main(argv: list[str] | None = None) -> int:
                          "later with --init PT --iters 0, e.g. on another machine")
     ap.add_argument("--ssdd", type=Path, default=SSDD_DIR)
     ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
-    ap.add_argument("--results", type=Path, default=RESULTS / "train_sar.json", help="training summary (json)")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="training summary (json); default: benchmarks/results/train_sar.json when --out is the "
+                         "shipped weights folder, else train_sar.json in --out (a candidate's run must not "
+                         "overwrite the shipped weights' record)")
     args = ap.parse_args(argv)
+    if args.results is None:
+        shipped = args.out.resolve() == WEIGHTS_DIR.resolve()
+        args.results = RESULTS / "train_sar.json" if shipped else args.out / "train_sar.json"
     if args.anchor_decay < 0.0 or args.anchor_decay * args.lr >= 1.0:
         ap.error(f"--anchor-decay must be >= 0 and below 1 / --lr ({1.0 / args.lr:g}), got {args.anchor_decay:g}")
     if args.anchor_decay > 0.0 and args.init is None:
