@@ -27,7 +27,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
+import torch
+import torch.nn.functional as F
 
 from detectors.types import Detection
 from detectors.sar.cascade import BLOCK
@@ -53,18 +54,13 @@ def group_windows(points: Sequence[tuple[float, float]], shape: tuple[int, int],
     within ``shape``) of the blocks holding them, dilated by ``dilate`` blocks."""
     h, w = int(shape[0]), int(shape[1])
     nb_r, nb_c = -(-h // block), -(-w // block)
-    marked = np.zeros((nb_r, nb_c), dtype=bool)
+    marked = torch.zeros((1, 1, nb_r, nb_c))
     for r, c in points:
-        marked[min(max(int(r) // block, 0), nb_r - 1), min(max(int(c) // block, 0), nb_c - 1)] = True
-    if not marked.any():
+        marked[0, 0, min(max(int(r) // block, 0), nb_r - 1), min(max(int(c) // block, 0), nb_c - 1)] = 1.0
+    if not bool(marked.any()):
         return []
-    for _ in range(int(dilate)):  # one block of 8-connected growth per step
-        grown = marked.copy()
-        grown[1:, :] |= marked[:-1, :]
-        grown[:-1, :] |= marked[1:, :]
-        grown[:, 1:] |= grown[:, :-1].copy()
-        grown[:, :-1] |= grown[:, 1:].copy()
-        marked = grown
+    k = 2 * int(dilate) + 1  # dilation by max pooling, as the cascade's prescreen dilates its blocks
+    marked = F.max_pool2d(marked, k, 1, int(dilate))[0, 0].numpy() > 0
     return windows_from_blocks(marked, block, (h, w))
 
 

@@ -143,6 +143,7 @@ class NetworkPass:
     working_m: float = WORKING_SPACING_M  #: the working grid's spacing (m, :func:`~detectors.sar.network.working_spacing`)
     coarse: bool = False  #: the coarse weights made it (see :meth:`_SarLearnedBase.uses_coarse`)
     fine_cache: list[dict[tuple[tuple[float, float], float | None], float]] = field(default_factory=list)  #: window scores
+    feats: torch.Tensor | None = None  #: (B, 2, h16, w16) the network's input, for the group expert's windows
 
 
 def required_overlap_px(spacing_m: float | tuple[float, float]) -> int:
@@ -643,7 +644,8 @@ class _SarLearnedBase:
             return made[0]
 
         return NetworkPass(heat, reg, power, vw, levels, fine_tile, (int(sigma0.shape[1]), int(sigma0.shape[2])),
-                           spacing, fine_cache=[{} for _ in range(sigma0.shape[0])], working_m=ws, coarse=coarse)
+                           spacing, fine_cache=[{} for _ in range(sigma0.shape[0])], working_m=ws, coarse=coarse,
+                           feats=feats)
 
     def _heads_and_levels(self, feats: torch.Tensor, power: torch.Tensor, vw: torch.Tensor,
                           spacing: tuple[float, float], windows: list[list[Window]] | None
@@ -703,7 +705,8 @@ class _SarLearnedBase:
             if self.group_threshold is not None:
                 self.score_threshold = self.group_threshold
             self.tta, self.fine_screen = self.group_tta, None
-            feats = pad_to_multiple(normalise(power, vw))  # what _prepare_clean gave the main network
+            feats = (npass.feats[i:i + 1] if npass.feats is not None  # the main network's input, not made again
+                     else pad_to_multiple(normalise(power, vw)))
             heat, reg, levels = self._heads_and_levels(feats, power, vw, npass.spacing, [windows])
             gpass = NetworkPass(heat, reg, power, vw, levels, lambda: [npass.fine_tile()[i]], npass.shape,
                                 npass.spacing, fine_cache=[{}], working_m=npass.working_m)
@@ -753,13 +756,13 @@ class _SarLearnedBase:
                                  valid=None if valid is None else valid[None])[0]
 
 
-def _second_weights_path(coarse_weights: str | Path | None, weights: str | Path | None, shipped: Path) -> Path | None:
-    """The coarse or group weights to load: the one named, the shipped one beside the shipped main weights,
-    or none ("none", or a user's own main weights without a coarse file named)."""
-    if coarse_weights is False:  # the command line's "=false" (its "=none" reads as None: the default)
+def _second_weights_path(named: str | Path | bool | None, weights: str | Path | None, shipped: Path) -> Path | None:
+    """The coarse or group weights to load: the one ``named``, the shipped one beside the shipped main
+    weights, or none (``False`` or "none"/"false", or a user's own main weights without one named)."""
+    if named is False:  # the command line's "=false" (its "=none" reads as None: the default)
         return None
-    if coarse_weights is not None:
-        return None if str(coarse_weights).lower() in ("none", "false") else Path(coarse_weights)
+    if named is not None:
+        return None if str(named).lower() in ("none", "false") else Path(named)
     return shipped if weights is None and shipped.is_file() else None
 
 
@@ -858,7 +861,8 @@ class LearnedSarDetector(_SarLearnedBase):
         float32 onnxruntime, the CPU default; the same confirmations at about half the pass's cost);
         ``group_weights``: the dense-group expert, a ``.pt`` asked around the main detections on the
         1 m working grid (:mod:`detectors.sar.group_expert`; default: the shipped
-        ``sar_centernet_group.pt`` when there is one and ``weights`` is the default; ``"none"``: off)."""
+        ``sar_centernet_group.pt`` when there is one and ``weights`` is the default; ``False``: off -
+        ``=false`` on the command line, where ``=none`` reads as the default)."""
         if kw:
             raise DetectorInputError(f"sar-learned: unknown option(s) {', '.join(sorted(kw))}; known: {', '.join(detector_options(self.name))}")
         if runtime not in RUNTIMES:
